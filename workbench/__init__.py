@@ -1,0 +1,36 @@
+"""Product Ops Workbench: repeatable product-ops readouts from parameterized notebooks."""
+
+__version__ = "0.1.0"
+
+from workbench import charts  # noqa: E402  (registers the Altair theme)
+from workbench.errors import (  # noqa: E402
+    DataContractError,
+    ExportError,
+    ParameterError,
+    SourceError,
+    WorkbenchError,
+)
+from workbench.interactive import explore  # noqa: E402
+from workbench.notebook import NotebookRun  # noqa: E402
+from workbench.overview import data_overview, event_trend  # noqa: E402
+from workbench.readout import Heading, Readout, Table  # noqa: E402
+from workbench.results import AnalysisResult, Check, KeyNumber  # noqa: E402
+
+__all__ = [
+    "AnalysisResult",
+    "Check",
+    "DataContractError",
+    "ExportError",
+    "Heading",
+    "KeyNumber",
+    "NotebookRun",
+    "ParameterError",
+    "Readout",
+    "SourceError",
+    "Table",
+    "WorkbenchError",
+    "charts",
+    "data_overview",
+    "event_trend",
+    "explore",
+]

@@ -1,0 +1,313 @@
+"""Parameter files: YAML loading, `${ENV}` secrets, per-analysis pydantic schemas, masking."""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import os
+import re
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from workbench.errors import ParameterError
+
+ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+SECRET_KEY_PATTERN = re.compile(r"(pass(word)?|secret|token|api[_-]?key|credential)", re.I)
+MASK = "***"
+FILE_FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+FILE_FORMATS |= {".json": "json", ".jsonl": "json", ".ndjson": "json"}
+
+
+class SourceSpec(BaseModel):
+    """Where one table comes from: a file or glob, a DuckDB file, a connection URL, or a frame."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    path: str | None = None
+    format: str | None = None
+    duckdb: str | None = None
+    url: str | None = None
+    table: str | None = None
+    query: str | None = None
+    frame: Any = Field(default=None, exclude=True, repr=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"path": value}
+        if _is_frame(value):
+            return {"frame": value}
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self, info: ValidationInfo) -> SourceSpec:
+        kinds = [k for k in ("path", "duckdb", "url", "frame") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(
+                "give exactly one of 'path' (CSV/Parquet/JSON file or glob), 'duckdb' "
+                f"(database file), 'url' (connection URL) or a data frame; got {kinds or 'none'}"
+            )
+        if (self.duckdb or self.url) and not (self.table or self.query):
+            raise ValueError("a 'duckdb' or 'url' source needs 'table' or 'query'")
+        if self.path is not None:
+            if self.format is None:
+                self.format = FILE_FORMATS.get(Path(self.path.replace("*", "x")).suffix.lower())
+            if self.format not in {"csv", "parquet", "json"}:
+                raise ValueError(
+                    f"cannot tell the format of {self.path!r}: set 'format' to csv, parquet or json"
+                )
+        root = Path((info.context or {}).get("root", "."))
+        for local in (self.path, self.duckdb):
+            if local is not None and not _exists(resolve_path(local, root)):
+                raise ValueError(f"no file matches {local!r} (looked in {root.resolve()})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """The kind of source: path, duckdb, url or frame."""
+        return next(k for k in ("path", "duckdb", "url", "frame") if getattr(self, k) is not None)
+
+
+class Window(BaseModel):
+    """The data window: inclusive start and end dates (either may be open)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: dt.date | None = None
+    end: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if self.start and self.end and self.start > self.end:
+            raise ValueError(f"start {self.start} is after end {self.end}")
+        return self
+
+
+class CommonParameters(BaseModel):
+    """Keys every analysis accepts."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    analysis: ClassVar[str] = ""
+    required_tables: ClassVar[tuple[str, ...]] = ()
+    optional_tables: ClassVar[tuple[str, ...]] = ()
+
+    title: str = Field(min_length=1)
+    owner: str = ""
+    question: str = ""
+    sources: dict[str, SourceSpec]
+    columns: dict[str, dict[str, str]] = Field(default_factory=dict)
+    window: Window = Field(default_factory=Window)
+    timezone: str = "UTC"
+    segments: list[str] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {value!r} (use an IANA name such as 'Europe/Paris')"
+            ) from None
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _known_tables(cls, value: dict[str, SourceSpec]) -> dict[str, SourceSpec]:
+        missing = [t for t in cls.required_tables if t not in value]
+        allowed = set(cls.required_tables) | set(cls.optional_tables)
+        unknown = [t for t in value if t not in allowed]
+        problems = []
+        if missing:
+            problems.append(f"missing required table(s) {missing}")
+        if unknown:
+            problems.append(f"unknown table(s) {unknown}; this analysis reads {sorted(allowed)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @model_validator(mode="after")
+    def _columns_for_declared_tables(self) -> CommonParameters:
+        unknown = [t for t in self.columns if t not in self.sources]
+        if unknown:
+            raise ValueError(f"'columns' maps table(s) {unknown} that are not in 'sources'")
+        return self
+
+
+class DataOverviewParameters(CommonParameters):
+    """The data overview readout: row counts, date ranges, weekly activity, top events."""
+
+    analysis: ClassVar[str] = "data_overview"
+    required_tables: ClassVar[tuple[str, ...]] = ("users", "events")
+    optional_tables: ClassVar[tuple[str, ...]] = ("assignments", "feedback")
+
+    top_events: int = Field(default=10, ge=1, le=100)
+
+
+SCHEMAS: dict[str, type[CommonParameters]] = {"data_overview": DataOverviewParameters}
+
+
+def resolve_path(path: str | Path, root: str | Path) -> Path:
+    """Resolve a path from a parameter file against the workspace root (absolute paths stay)."""
+    p = Path(os.path.expanduser(str(path)))
+    return p if p.is_absolute() else Path(root) / p
+
+
+def find_root(start: str | Path) -> Path:
+    """The workspace root: the nearest folder at or above `start` that holds `parameters/`."""
+    start = Path(start).resolve()
+    here = start if start.is_dir() else start.parent
+    for folder in (here, *here.parents):
+        if (folder / "parameters").is_dir():
+            return folder
+    return Path.cwd()
+
+
+def expand_secrets(raw: Any, *, key_path: str = "") -> tuple[Any, list[str]]:
+    """Replace `${VAR}` with environment values; return the expanded value and missing vars."""
+    problems: list[str] = []
+    if isinstance(raw, dict):
+        out = {}
+        for k, v in raw.items():
+            out[k], sub = expand_secrets(v, key_path=f"{key_path}.{k}" if key_path else str(k))
+            problems += sub
+        return out, problems
+    if isinstance(raw, list):
+        out_list = []
+        for i, v in enumerate(raw):
+            value, sub = expand_secrets(v, key_path=f"{key_path}[{i}]")
+            out_list.append(value)
+            problems += sub
+        return out_list, problems
+    if isinstance(raw, str):
+        for name in ENV_PATTERN.findall(raw):
+            if name not in os.environ:
+                problems.append(f"{key_path}: environment variable {name} is not set")
+        return ENV_PATTERN.sub(lambda m: os.environ.get(m.group(1), ""), raw), problems
+    return raw, problems
+
+
+def mask_secrets(raw: Any, *, key: str = "") -> Any:
+    """A copy safe to show: secret-looking keys and URL passwords become '***'."""
+    if isinstance(raw, dict):
+        return {k: mask_secrets(v, key=str(k)) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [mask_secrets(v, key=key) for v in raw]
+    if _is_frame(raw):
+        return f"<data frame: {len(raw):,} rows>"
+    if isinstance(raw, str):
+        if SECRET_KEY_PATTERN.search(key) and raw:
+            return MASK
+        return mask_url(raw)
+    if isinstance(raw, dt.date):
+        return raw.isoformat()
+    return raw
+
+
+def mask_url(text: str) -> str:
+    """Hide the password in a connection URL (`scheme://user:secret@host` → `user:***`)."""
+    if "://" not in text or "@" not in text:
+        return text
+    parts = urlsplit(text)
+    if parts.password is None:
+        return text
+    netloc = f"{parts.username}:{MASK}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def read_parameter_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML parameter file into a mapping, with a clear error when it is malformed."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ParameterError([f"cannot read the file: {exc.strerror}"], source=str(path)) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ParameterError([f"{where}malformed YAML ({problem})"], source=str(path)) from None
+    if raw is None:
+        raise ParameterError(["the file is empty"], source=str(path))
+    if not isinstance(raw, dict):
+        raise ParameterError(
+            [f"the top level must be a mapping of keys, not a {type(raw).__name__}"],
+            source=str(path),
+        )
+    return raw
+
+
+def analysis_of(path: str | Path) -> str:
+    """The analysis of a parameter file: its folder name (`parameters/<analysis>/x.yaml`)."""
+    analysis = Path(path).resolve().parent.name
+    if analysis not in SCHEMAS:
+        raise ParameterError(
+            [f"folder '{analysis}' is not an analysis; use one of {sorted(SCHEMAS)}"],
+            source=str(path),
+        )
+    return analysis
+
+
+def validate_parameters(
+    analysis: str, raw: dict[str, Any], *, root: str | Path, source: str = "parameters"
+) -> CommonParameters:
+    """Validate raw parameters for an analysis; raise ParameterError listing every problem."""
+    schema = SCHEMAS.get(analysis)
+    if schema is None:
+        raise ParameterError([f"unknown analysis {analysis!r}; known: {sorted(SCHEMAS)}"], source)
+    bad_keys = [k for k in raw if not isinstance(k, str)]
+    if bad_keys:
+        raise ParameterError([f"keys must be text, got {bad_keys}"], source)
+    expanded, problems = expand_secrets(raw)
+    try:
+        return schema.model_validate(expanded, context={"root": Path(root)})
+    except ValidationError as exc:
+        problems += [_describe(err) for err in exc.errors()]
+    raise ParameterError(problems, source)
+
+
+def check_parameter_file(path: str | Path) -> CommonParameters:
+    """Read and validate one parameter file, resolving paths against its workspace root."""
+    raw = read_parameter_file(path)
+    return validate_parameters(analysis_of(path), raw, root=find_root(path), source=str(path))
+
+
+def _describe(err: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in err["loc"] if p not in ("function-after", "function-before"))
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    value = err.get("input")
+    shown = (
+        ""
+        if err["type"] in {"missing", "extra_forbidden"} or isinstance(value, dict)
+        else (f" (got {mask_secrets(value, key=loc)!r})")
+    )
+    return f"{loc or '(top level)'}: {msg}{shown}"
+
+
+def _exists(path: Path) -> bool:
+    return bool(glob.glob(str(path))) if glob.has_magic(str(path)) else path.exists()
+
+
+def _is_frame(value: Any) -> bool:
+    return type(value).__name__ == "DataFrame" and hasattr(value, "columns")

@@ -1,0 +1,124 @@
+"""Sources: open declared tables as Ibis tables (DuckDB by default) and apply column mappings."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+
+from workbench.errors import SourceError
+from workbench.parameters import SourceSpec, mask_url, resolve_path
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """Provenance of one input table: where it came from, how many rows, a content fingerprint."""
+
+    name: str
+    uri: str
+    rows: int
+    fingerprint: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary.json record."""
+        return {
+            "name": self.name,
+            "uri": self.uri,
+            "rows": self.rows,
+            "fingerprint": self.fingerprint,
+        }
+
+
+def connect_duckdb(database: str | Path = ":memory:", *, read_only: bool = False) -> Any:
+    """An Ibis DuckDB connection with UTC session time, so results never depend on the host."""
+    con = ibis.duckdb.connect(str(database), read_only=read_only)
+    con.raw_sql("SET TimeZone = 'UTC'")
+    return con
+
+
+def open_source(name: str, spec: SourceSpec, *, root: str | Path, con: Any) -> ibis.Table:
+    """Open one declared source as an Ibis table; file sources are read by `con` (DuckDB)."""
+    try:
+        if spec.kind == "frame":
+            return ibis.memtable(spec.frame, name=f"wb_{name}")
+        if spec.kind == "path":
+            files = expand_files(spec.path, root)
+            readers = {"csv": con.read_csv, "parquet": con.read_parquet, "json": con.read_json}
+            target = [str(f) for f in files] if len(files) > 1 else str(files[0])
+            return readers[spec.format](target, table_name=f"wb_{name}")
+        if spec.kind == "duckdb":
+            db = connect_duckdb(resolve_path(spec.duckdb, root), read_only=True)
+            return db.sql(spec.query) if spec.query else db.table(spec.table)
+        backend = ibis.connect(spec.url)
+        return backend.sql(spec.query) if spec.query else backend.table(spec.table)
+    except SourceError:
+        raise
+    except Exception as exc:  # third-party errors are mapped to one plain message here
+        raise SourceError(
+            f"source '{name}' ({describe_source(spec)}): cannot be opened: {_first_line(exc)}"
+        ) from exc
+
+
+def apply_columns(table: ibis.Table, mapping: dict[str, str], *, name: str) -> ibis.Table:
+    """Rename the user's columns to ours (`mapping` is ours → theirs)."""
+    missing = {ours: theirs for ours, theirs in mapping.items() if theirs not in table.columns}
+    if missing:
+        pairs = ", ".join(f"{ours} ← '{theirs}'" for ours, theirs in missing.items())
+        raise SourceError(
+            f"source '{name}': columns mapping names column(s) not in the data ({pairs}); "
+            f"available: {list(table.columns)}"
+        )
+    return table.rename({ours: theirs for ours, theirs in mapping.items()})
+
+
+def expand_files(path: str, root: str | Path) -> list[Path]:
+    """The files a path or glob names, sorted so runs are deterministic."""
+    full = resolve_path(path, root)
+    files = sorted(Path(p) for p in glob.glob(str(full))) if glob.has_magic(str(full)) else [full]
+    files = [f for f in files if f.is_file()]
+    if not files:
+        raise SourceError(f"no file matches {path!r} (looked in {Path(root).resolve()})")
+    return files
+
+
+def describe_source(spec: SourceSpec) -> str:
+    """A short, secret-free description of a source for messages and provenance."""
+    if spec.kind == "frame":
+        return f"data frame ({len(spec.frame):,} rows)"
+    if spec.kind == "path":
+        return spec.path
+    where = spec.duckdb if spec.kind == "duckdb" else mask_url(spec.url)
+    return f"{where} :: {spec.table or 'query'}"
+
+
+def fingerprint(name: str, spec: SourceSpec, table: ibis.Table, *, root: str | Path) -> str:
+    """A content fingerprint: SHA-256 of the files, or of the schema and row count elsewhere."""
+    digest = hashlib.sha256()
+    if spec.kind == "path":
+        for f in expand_files(spec.path, root):
+            with f.open("rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    digest.update(block)
+    elif spec.kind == "frame":
+        import pandas as pd
+
+        digest.update(pd.util.hash_pandas_object(spec.frame, index=True).values.tobytes())
+    else:
+        digest.update(str(table.schema()).encode())
+        digest.update(describe_source(spec).encode())
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def is_timestamp(dtype: dt.DataType) -> bool:
+    """Whether an Ibis type is a timestamp."""
+    return isinstance(dtype, dt.Timestamp)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
