@@ -70,10 +70,10 @@ class SourceSpec(BaseModel):
                 raise ValueError(
                     f"cannot tell the format of {self.path!r}: set 'format' to csv, parquet or json"
                 )
-        root = Path((info.context or {}).get("root", "."))
+        root = (info.context or {}).get("root")
         for local in (self.path, self.duckdb):
-            if local is not None and not _exists(resolve_path(local, root)):
-                raise ValueError(f"no file matches {local!r} (looked in {root.resolve()})")
+            if root is not None and local is not None and not _exists(resolve_path(local, root)):
+                raise ValueError(f"no file matches {local!r} (looked in {Path(root).resolve()})")
         return self
 
     @property
@@ -277,10 +277,12 @@ def validate_parameters(
         raise ParameterError([f"keys must be text, got {bad_keys}"], source)
     expanded, problems = expand_secrets(raw)
     try:
-        return schema.model_validate(expanded, context={"root": Path(root)})
+        params = schema.model_validate(expanded, context={"root": Path(root)})
     except ValidationError as exc:
         problems += [_describe(err) for err in exc.errors()]
-    raise ParameterError(problems, source)
+    if problems:
+        raise ParameterError(problems, source)
+    return params
 
 
 def check_parameter_file(path: str | Path) -> CommonParameters:

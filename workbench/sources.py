@@ -45,7 +45,7 @@ def open_source(name: str, spec: SourceSpec, *, root: str | Path, con: Any) -> i
     """Open one declared source as an Ibis table; file sources are read by `con` (DuckDB)."""
     try:
         if spec.kind == "frame":
-            return ibis.memtable(spec.frame, name=f"wb_{name}")
+            return ibis.memtable(spec.frame)
         if spec.kind == "path":
             files = expand_files(spec.path, root)
             readers = {"csv": con.read_csv, "parquet": con.read_parquet, "json": con.read_json}

@@ -1,0 +1,93 @@
+"""Table contracts: one clear message per violation, standard types after conforming."""
+
+from __future__ import annotations
+
+import ibis
+import pandas as pd
+import pytest
+
+from tests.conftest import tiny_tables
+from workbench.contracts import conform
+from workbench.errors import DataContractError
+
+
+def violation(frame: pd.DataFrame, table: str) -> DataContractError:
+    with pytest.raises(DataContractError) as info:
+        conform(ibis.memtable(frame), table)
+    return info.value
+
+
+def test_valid_tables_conform_to_standard_types():
+    for name, frame in tiny_tables().items():
+        table, notes = conform(ibis.memtable(frame), name)
+        assert notes == []
+        assert int(table.count().execute()) == len(frame)
+    users, _ = conform(ibis.memtable(tiny_tables()["users"]), "users")
+    assert users.schema()["signup_at"].timezone == "UTC"
+    assert users.schema()["user_id"].is_string()
+
+
+def test_missing_column_names_table_column_and_mapping():
+    err = violation(tiny_tables()["events"].drop(columns="event"), "events")
+    assert (err.table, err.column) == ("events", "event")
+    assert "required column(s) ['event'] missing" in str(err)
+    assert "columns:" in str(err)
+
+
+def test_unparseable_timestamps_count_and_example():
+    events = tiny_tables()["events"].head(5).copy()
+    events["timestamp"] = ["2026-03-01 10:00", "yesterday", "2026-03-02", "soon", None]
+    err = violation(events, "events")
+    assert err.column == "timestamp" and err.rows == 2 and err.example in {"yesterday", "soon"}
+    assert str(err).startswith("table 'events', column 'timestamp': unparseable timestamps (2 rows")
+
+
+def test_text_timestamps_with_offsets_are_parsed_to_utc():
+    events = tiny_tables()["events"].head(2).copy()
+    events["timestamp"] = ["2026-03-01T10:00:00+02:00", "2026-03-01 23:30:00"]
+    table, _ = conform(ibis.memtable(events), "events")
+    got = table.order_by("timestamp").timestamp.execute().tolist()
+    assert [t.isoformat() for t in got] == ["2026-03-01T08:00:00+00:00", "2026-03-01T23:30:00+00:00"]
+
+
+def test_naive_timestamps_are_read_as_utc_with_a_note():
+    events = tiny_tables()["events"].head(3).copy()
+    events["timestamp"] = events["timestamp"].dt.tz_localize(None)
+    table, notes = conform(ibis.memtable(events), "events")
+    assert [n.status for n in notes] == ["warn"] and "read as UTC" in notes[0].detail
+    assert table.schema()["timestamp"].timezone == "UTC"
+
+
+def test_duplicate_ids_empty_tables_and_wrong_types():
+    users = tiny_tables()["users"]
+    dupes = pd.concat([users, users.head(3)])
+    err = violation(dupes, "users")
+    assert err.column == "user_id" and err.rows == 3 and err.example in set(users.user_id[:3])
+    assert "empty" in str(violation(users.head(0), "users"))
+    floats = users.assign(user_id=1.5)
+    assert "ids must be text or whole numbers" in str(violation(floats, "users"))
+    numbers = tiny_tables()["events"].assign(timestamp=42)
+    assert "expected a timestamp" in str(violation(numbers, "events"))
+
+
+def test_mixed_id_types_become_text():
+    users = tiny_tables()["users"].assign(user_id=range(60))
+    table, _ = conform(ibis.memtable(users), "users")
+    assert table.user_id.execute().iloc[0] == "0"
+
+
+def test_scores_must_be_numbers_between_0_and_10():
+    feedback = tiny_tables()["feedback"].assign(score=[9, 10, 0, 7, 3, 5, 6, 8, 11, 2])
+    err = violation(feedback, "feedback")
+    assert err.column == "score" and err.rows == 1 and err.example == 11
+    text_scores = tiny_tables()["feedback"].assign(score=["9"] * 9 + ["great"])
+    err = violation(text_scores, "feedback")
+    assert "not numbers" in str(err) and err.example == "great"
+
+
+def test_missing_required_values_are_dropped_and_noted():
+    events = tiny_tables()["events"].head(10).copy()
+    events.loc[[1, 2], "user_id"] = None
+    table, notes = conform(ibis.memtable(events), "events")
+    assert int(table.count().execute()) == 8
+    assert notes[0].name == "events: missing user_id" and "2 of 10 rows" in notes[0].detail
