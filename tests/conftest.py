@@ -25,23 +25,35 @@ def tiny_tables(seed: int = 3, users: int = 60) -> dict[str, pd.DataFrame]:
     start = pd.Timestamp("2026-03-02", tz="UTC")
     user_ids = [f"u{i:03d}" for i in range(users)]
     signup = start + pd.to_timedelta(rng.integers(0, 40 * 24, users), unit="h")
-    users_df = pd.DataFrame({"user_id": user_ids, "signup_at": signup,
-                             "plan": rng.choice(["free", "pro"], users)})
+    users_df = pd.DataFrame(
+        {"user_id": user_ids, "signup_at": signup, "plan": rng.choice(["free", "pro"], users)}
+    )
     n = users * 15
     who = rng.integers(0, users, n)
-    events = pd.DataFrame({
-        "user_id": np.array(user_ids)[who],
-        "event": rng.choice(["session_start", "report_created", "export_csv"], n, p=[.6, .3, .1]),
-        "timestamp": signup[who] + pd.to_timedelta(rng.integers(1, 50 * 24, n), unit="h"),
-    })
-    assignments = pd.DataFrame({"user_id": user_ids, "experiment": "exp",
-                                "variant": rng.choice(["control", "treatment"], users),
-                                "assigned_at": signup})
-    feedback = pd.DataFrame({
-        "feedback_id": [f"f{i}" for i in range(10)],
-        "created_at": start + pd.to_timedelta(np.arange(10), unit="D"),
-        "text": ["Export is slow"] * 9 + ['<script>alert("x")</script> please fix'],
-    })
+    events = pd.DataFrame(
+        {
+            "user_id": np.array(user_ids)[who],
+            "event": rng.choice(
+                ["session_start", "report_created", "export_csv"], n, p=[0.6, 0.3, 0.1]
+            ),
+            "timestamp": signup[who] + pd.to_timedelta(rng.integers(1, 50 * 24, n), unit="h"),
+        }
+    )
+    assignments = pd.DataFrame(
+        {
+            "user_id": user_ids,
+            "experiment": "exp",
+            "variant": rng.choice(["control", "treatment"], users),
+            "assigned_at": signup,
+        }
+    )
+    feedback = pd.DataFrame(
+        {
+            "feedback_id": [f"f{i}" for i in range(10)],
+            "created_at": start + pd.to_timedelta(np.arange(10), unit="D"),
+            "text": ["Export is slow"] * 9 + ['<script>alert("x")</script> please fix'],
+        }
+    )
     return {"users": users_df, "events": events, "assignments": assignments, "feedback": feedback}
 
 

@@ -47,7 +47,10 @@ def test_text_timestamps_with_offsets_are_parsed_to_utc():
     events["timestamp"] = ["2026-03-01T10:00:00+02:00", "2026-03-01 23:30:00"]
     table, _ = conform(ibis.memtable(events), "events")
     got = table.order_by("timestamp").timestamp.execute().tolist()
-    assert [t.isoformat() for t in got] == ["2026-03-01T08:00:00+00:00", "2026-03-01T23:30:00+00:00"]
+    assert [t.isoformat() for t in got] == [
+        "2026-03-01T08:00:00+00:00",
+        "2026-03-01T23:30:00+00:00",
+    ]
 
 
 def test_naive_timestamps_are_read_as_utc_with_a_note():

@@ -35,13 +35,17 @@ def test_malformed_yaml_names_line(workspace):
 
 
 def test_every_problem_is_listed_with_its_key_path(workspace):
-    path = write_parameters(workspace, "bad", {
-        "colour": "blue",
-        "top_events": "many",
-        "window": {"start": "2026-02-30"},
-        "timezone": "Mars/Olympus",
-        "sources": {"users": "data/users.parquet", "events": "data/nope.parquet"},
-    })
+    path = write_parameters(
+        workspace,
+        "bad",
+        {
+            "colour": "blue",
+            "top_events": "many",
+            "window": {"start": "2026-02-30"},
+            "timezone": "Mars/Olympus",
+            "sources": {"users": "data/users.parquet", "events": "data/nope.parquet"},
+        },
+    )
     problems = problems_of(path)
     joined = "\n".join(problems)
     assert "colour: unknown key" in joined
@@ -53,16 +57,20 @@ def test_every_problem_is_listed_with_its_key_path(workspace):
 
 
 def test_missing_required_table_and_unknown_table(workspace):
-    path = write_parameters(workspace, "tables", {"sources": {"users": "data/users.parquet",
-                                                             "orders": "data/users.parquet"}})
+    path = write_parameters(
+        workspace,
+        "tables",
+        {"sources": {"users": "data/users.parquet", "orders": "data/users.parquet"}},
+    )
     (problem,) = problems_of(path)
     assert "missing required table(s) ['events']" in problem
     assert "unknown table(s) ['orders']" in problem
 
 
 def test_window_order_and_top_level_shape(workspace):
-    path = write_parameters(workspace, "window", {"window": {"start": "2026-05-01",
-                                                            "end": "2026-04-01"}})
+    path = write_parameters(
+        workspace, "window", {"window": {"start": "2026-05-01", "end": "2026-04-01"}}
+    )
     assert "after end" in problems_of(path)[0]
     path = write_parameters(workspace, "list", {}, raw="- a\n- b\n")
     assert "must be a mapping" in problems_of(path)[0]
@@ -100,8 +108,10 @@ def test_glob_must_match_something(workspace):
 
 def test_secrets_come_from_environment(workspace, monkeypatch):
     raw = overview_parameters()
-    raw["sources"]["events"] = {"url": "postgresql://me:${WB_TEST_PW}@db.internal/prod",
-                                "table": "events"}
+    raw["sources"]["events"] = {
+        "url": "postgresql://me:${WB_TEST_PW}@db.internal/prod",
+        "table": "events",
+    }
     with pytest.raises(ParameterError, match="WB_TEST_PW is not set"):
         validate_parameters("data_overview", raw, root=workspace)
     monkeypatch.setenv("WB_TEST_PW", "hunter2")
@@ -114,10 +124,18 @@ def test_secrets_come_from_environment(workspace, monkeypatch):
 def test_masking_hides_literal_passwords():
     assert mask_url("postgresql://me:hunter2@db:5432/x") == "postgresql://me:***@db:5432/x"
     assert mask_url("duckdb://local.db") == "duckdb://local.db"
-    masked = mask_secrets({"sources": {"e": {"url": "snowflake://u:pw@acct/db"}},
-                           "api_key": "abc", "nested": [{"password": "p"}]})
-    assert masked == {"sources": {"e": {"url": "snowflake://u:***@acct/db"}},
-                      "api_key": "***", "nested": [{"password": "***"}]}
+    masked = mask_secrets(
+        {
+            "sources": {"e": {"url": "snowflake://u:pw@acct/db"}},
+            "api_key": "abc",
+            "nested": [{"password": "p"}],
+        }
+    )
+    assert masked == {
+        "sources": {"e": {"url": "snowflake://u:***@acct/db"}},
+        "api_key": "***",
+        "nested": [{"password": "***"}],
+    }
 
 
 def test_error_values_never_show_secrets(workspace, monkeypatch):

@@ -26,8 +26,12 @@ def test_parquet_csv_and_glob(tmp_path, events):
     events.iloc[:100].to_csv(tmp_path / "part1.csv", index=False)
     events.iloc[100:].to_csv(tmp_path / "part2.csv", index=False)
     con = connect_duckdb()
-    pq = open_source("events", SourceSpec.model_validate("e.parquet", context={"root": tmp_path}),
-                     root=tmp_path, con=con)
+    pq = open_source(
+        "events",
+        SourceSpec.model_validate("e.parquet", context={"root": tmp_path}),
+        root=tmp_path,
+        con=con,
+    )
     assert rows(pq) == len(events)
     spec = SourceSpec.model_validate("part*.csv", context={"root": tmp_path})
     assert spec.format == "csv"
@@ -42,14 +46,23 @@ def test_duckdb_file_table_query_and_url(tmp_path, events):
         raw.execute("CREATE TABLE events AS SELECT * FROM frame")
     con = connect_duckdb()
     root = tmp_path
-    table = open_source("events", SourceSpec(duckdb="warehouse.duckdb", table="events"),
-                        root=root, con=con)
+    table = open_source(
+        "events", SourceSpec(duckdb="warehouse.duckdb", table="events"), root=root, con=con
+    )
     assert rows(table) == len(events)
-    query = open_source("events", SourceSpec(duckdb=str(db), query="SELECT * FROM events "
-                                             "WHERE event = 'export_csv'"), root=root, con=con)
+    query = open_source(
+        "events",
+        SourceSpec(duckdb=str(db), query="SELECT * FROM events WHERE event = 'export_csv'"),
+        root=root,
+        con=con,
+    )
     assert rows(query) == int((events.event == "export_csv").sum())
-    via_url = open_source("events", SourceSpec(url=f"duckdb://{db}?read_only=true", table="events"),
-                          root=root, con=con)
+    via_url = open_source(
+        "events",
+        SourceSpec(url=f"duckdb://{db}?read_only=true", table="events"),
+        root=root,
+        con=con,
+    )
     assert rows(via_url) == len(events)
 
 
@@ -58,8 +71,9 @@ def test_frame_from_a_notebook(events):
     assert spec.kind == "frame"
     table = open_source("events", spec, root=".", con=connect_duckdb())
     assert rows(table) == len(events)
-    assert fingerprint("events", spec, table, root=".") == fingerprint("events", spec, table,
-                                                                        root=".")
+    assert fingerprint("events", spec, table, root=".") == fingerprint(
+        "events", spec, table, root="."
+    )
 
 
 def test_columns_mapping_renames_theirs_to_ours(tmp_path, events):

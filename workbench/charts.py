@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from typing import Any
+
 import altair as alt
 import pandas as pd
+from altair.utils.display import HTMLRenderer
+from altair.vegalite.v6 import display as vl_display
 
 PALETTE = ["#2f5d8a", "#e07b39", "#3f9a6b", "#b04a6f", "#7a6fbf", "#c2a53a", "#5aa3c8", "#8c8c8c"]
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 WIDTH = 640
+
+
+class ScriptSafeJSONEncoder(json.JSONEncoder):
+    """JSON that cannot end the <script> it sits in: '<', '>' and '&' become \\u escapes."""
+
+    def iterencode(self, o: Any, _one_shot: bool = False) -> Iterator[str]:
+        """Encode as usual, then escape the three characters HTML would act on."""
+        for chunk in super().iterencode(o, _one_shot):
+            yield chunk.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+alt.renderers.register(
+    "workbench",
+    HTMLRenderer(
+        mode="vega-lite",
+        template="universal",
+        vega_version=vl_display.VEGA_VERSION,
+        vegaembed_version=vl_display.VEGAEMBED_VERSION,
+        vegalite_version=vl_display.VEGALITE_VERSION,
+        json_kwds={"cls": ScriptSafeJSONEncoder},
+    ),
+)
+alt.renderers.enable("workbench")
 
 
 @alt.theme.register("workbench", enable=True)
@@ -35,9 +64,10 @@ def workbench_theme() -> alt.theme.ThemeConfig:
     }
 
 
-def use_theme() -> None:
-    """Make the workbench theme the active one (importing this module already does)."""
+def use_workbench_style() -> None:
+    """Make the workbench theme and renderer active again (importing this module does it once)."""
     alt.theme.enable("workbench")
+    alt.renderers.enable("workbench")
 
 
 def line_over_time(

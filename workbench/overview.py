@@ -143,6 +143,9 @@ def data_overview(tables: dict[str, ibis.Table], params: DataOverviewParameters)
         )
     )
     bullets = _bullets(weekly, top, distinct_events, checks)
+    result_tables = {"tables": inventory, "weekly_activity": weekly, "top_events": top}
+    if "feedback" in tables:
+        result_tables["recent_feedback"] = recent_feedback(tables["feedback"])
     return DataOverview(
         headline=headline,
         bullets=bullets,
@@ -161,7 +164,7 @@ def data_overview(tables: dict[str, ibis.Table], params: DataOverviewParameters)
             "Counts come from the whole events table inside the data window; nothing is sampled.",
             "Top events are ranked by number of events; 'users' counts distinct users per event.",
         ],
-        tables={"tables": inventory, "weekly_activity": weekly, "top_events": top},
+        tables=result_tables,
         data_window=window,
     )
 
@@ -334,3 +337,17 @@ def event_trend(
     return charts.line_over_time(
         weekly, "week", "users", title=f"Weekly users of '{event}'", y_title="Users"
     )
+
+
+def recent_feedback(feedback: ibis.Table, n: int = 5, width: int = 160) -> pd.DataFrame:
+    """The latest non-empty feedback items, shortened: a glance at what customers write."""
+    text = feedback.text.strip()
+    latest = (
+        feedback.filter(text.length() > 0)
+        .order_by([ibis.desc("created_at"), "feedback_id"])
+        .limit(n)
+        .select("feedback_id", "created_at", "text")
+        .execute()
+    )
+    latest["text"] = [t if len(t) <= width else t[: width - 1] + "…" for t in latest["text"]]
+    return latest

@@ -361,3 +361,9 @@ class Sections(Section):
     def to_html(self) -> str:
         """The parts in order."""
         return "".join(p.to_html() for p in self.parts)
+
+
+def summary_schema() -> dict[str, Any]:
+    """The JSON Schema of summary.json (workbench.summary/1), for downstream tools and tests."""
+    text = resources.files("workbench").joinpath("static/summary.schema.json").read_text("utf-8")
+    return json.loads(text)

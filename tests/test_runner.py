@@ -1,0 +1,145 @@
+"""The runner through real Papermill runs: atomic publish, failures, kills, exit codes, index."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import write_parameters
+
+pytestmark = pytest.mark.slow
+
+
+def workbench(root: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "workbench", *args],
+        cwd=root,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+    )
+
+
+def runs(out: Path, name: str = "good") -> list[Path]:
+    folder = out / "data_overview" / name
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".tmp-"))
+
+
+def summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def test_failed_run_never_replaces_the_good_one(workspace):
+    out = workspace / "reports"
+    first = workbench(workspace, "run", "parameters/data_overview/good.yaml")
+    assert first.returncode == 0, first.stderr
+    (good,) = runs(out)
+    assert {p.name for p in good.iterdir()} == {"readout.html", "summary.json", "notebook.ipynb"}
+    assert summary(good)["status"] in {"ok", "warning"}
+    assert "data_overview/good" in first.stdout and "index:" in first.stdout
+    assert "[1/1]" in first.stderr  # progress while running
+    good_html = (good / "readout.html").read_bytes()
+
+    events = pd.read_parquet(workspace / "data/events.parquet").drop(columns="event")
+    events.to_parquet(workspace / "data/events.parquet")
+    second = workbench(workspace, "run", "parameters/data_overview/good.yaml")
+    assert second.returncode == 1
+    assert "failed" in second.stdout
+    older, newer = runs(out)
+    assert older == good and (good / "readout.html").read_bytes() == good_html
+    failed = summary(newer)
+    assert failed["status"] == "failed"
+    assert "table 'events', column 'event'" in failed["error"]
+    html = (newer / "readout.html").read_text()
+    assert "This readout failed" in html, newer
+    assert "table 'events', column 'event': required column" in html
+    assert (newer / "notebook.ipynb").exists()
+
+    index = (out / "index.html").read_text()
+    assert index.count("readout.html") == 2
+    assert index.index(newer.name) < index.index(good.name)  # newest first
+    rows = {
+        r.split("readout.html")[0].rsplit("/", 2)[-2]: r
+        for r in index.split("<tr>")
+        if "readout.html" in r
+    }
+    assert "latest good" in rows[good.name] and "latest good" not in rows[newer.name]
+    assert "failed" in rows[newer.name]
+
+
+def test_invalid_parameters_stop_before_any_kernel(workspace):
+    write_parameters(workspace, "bad", {"top_events": "lots", "colour": "red"})
+    out = workspace / "reports"
+    result = workbench(workspace, "run", "parameters/")
+    assert result.returncode == 2
+    assert "bad.yaml" in result.stderr
+    assert "top_events" in result.stderr and "colour: unknown key" in result.stderr
+    assert "nothing was run" in result.stderr
+    assert not out.exists()
+    checked = workbench(workspace, "check", "parameters/")
+    assert checked.returncode == 2 and "ok: " in checked.stdout and "good.yaml" in checked.stdout
+    missing = workbench(workspace, "run", "parameters/nope.yaml")
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_killed_run_leaves_earlier_readouts_intact(workspace):
+    out = workspace / "reports"
+    assert workbench(workspace, "run", "parameters/").returncode == 0
+    (good,) = runs(out)
+    before = {p: p.read_bytes() for p in good.iterdir()}
+    index_before = (out / "index.html").read_bytes()
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "workbench", "run", "parameters/"],
+        cwd=workspace,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and not list((out / "data_overview/good").glob(".tmp-*/*")):
+        time.sleep(0.05)
+    assert list((out / "data_overview/good").glob(".tmp-*")), "the run never started"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+    assert runs(out) == [good]
+    assert {p: p.read_bytes() for p in good.iterdir()} == before
+    assert (out / "index.html").read_bytes() == index_before
+    rebuilt = workbench(workspace, "index")
+    assert rebuilt.returncode == 0
+    assert ".tmp-" not in (out / "index.html").read_text()
+
+
+def test_hostile_text_is_escaped_everywhere(workspace):
+    events = pd.read_parquet(workspace / "data/events.parquet")
+    events.loc[events.index[:50], "event"] = "</script><script>window.wbPwned=1</script>"
+    events.to_parquet(workspace / "data/events.parquet")
+    write_parameters(workspace, "good", {"title": "<img src=x onerror=alert(1)> Overview"})
+    result = workbench(workspace, "run", "parameters/")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run,) = runs(workspace / "reports")
+    html = (run / "readout.html").read_text()
+    assert "<script>window.wbPwned" not in html and "<img src=x" not in html
+    assert '&lt;script&gt;alert("x")&lt;/script&gt; please fix' in html  # feedback text
+    assert "&lt;img src=x onerror=alert(1)&gt; Overview" in html
+    index = (workspace / "reports/index.html").read_text()
+    assert "<img src=x" not in index
+
+    from tests.browser import chromium_available, render_in_browser
+
+    if os.environ.get("WORKBENCH_SKIP_BROWSER") == "1":
+        pytest.skip("browser checks disabled by WORKBENCH_SKIP_BROWSER=1")
+    assert chromium_available(), "install Debian's chromium and chromium-driver"
+    report = render_in_browser(run / "readout.html")
+    assert report.charts == report.drawn == 2
+    assert report.console_errors == [] and report.external_requests == []
+    assert "<img src=x onerror=alert(1)> Overview" in report.text
