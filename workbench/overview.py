@@ -131,7 +131,8 @@ def data_overview(tables: dict[str, ibis.Table], params: DataOverviewParameters)
     complete = weekly[weekly["complete"]]
     last = complete.iloc[-1] if len(complete) else None
     wau = int(last["active_users"]) if last is not None else 0
-    per_user = (complete["events"].sum() / complete["active_users"].sum()) if len(complete) else 0.0
+    active_weeks = int(complete["active_users"].sum())
+    per_user = complete["events"].sum() / active_weeks if active_weeks else 0.0
 
     window = {"start": _date(ev["start"]), "end": _date(ev["end"])}
     headline = (
