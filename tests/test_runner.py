@@ -143,3 +143,22 @@ def test_hostile_text_is_escaped_everywhere(workspace):
     assert report.charts == report.drawn == 2
     assert report.console_errors == [] and report.external_requests == []
     assert "<img src=x onerror=alert(1)> Overview" in report.text
+
+
+def test_plain_papermill_run_validates_parameters_too(workspace):
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    bad = {"top_events": 0, "colour": "red"}
+    with pytest.raises(PapermillExecutionError) as info:
+        pm.execute_notebook(
+            str(workspace / "notebooks/data_overview.ipynb"),
+            str(workspace / "out.ipynb"),
+            parameters=bad,
+            cwd=str(workspace / "notebooks"),
+            progress_bar=False,
+            kernel_name="python3",
+        )
+    assert info.value.ename == "ParameterError"
+    assert "colour: unknown key" in info.value.evalue
+    assert "top_events: Input should be greater than or equal to 1" in info.value.evalue
