@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import altair as alt
 import ibis
-import ibis.expr.datatypes as idt
 import pandas as pd
 from ibis import _
 
 from workbench import charts
+from workbench.engine import local_time
 from workbench.parameters import DataOverviewParameters
 from workbench.results import AnalysisResult, Check, KeyNumber
 
@@ -20,16 +20,6 @@ TIME_COLUMNS = {
     "assignments": "assigned_at",
     "feedback": "created_at",
 }
-
-
-@ibis.udf.scalar.builtin(name="timezone")
-def _timezone(zone: str, ts: idt.Timestamp(timezone="UTC")) -> idt.Timestamp(timezone=None):
-    """DuckDB's and PostgreSQL's timezone(zone, timestamptz): local wall-clock time."""
-
-
-def local_time(ts: ibis.Value, zone: str) -> ibis.Value:
-    """Wall-clock time in `zone` (the engine seam for timezone conversion)."""
-    return ts.cast(idt.Timestamp(timezone=None)) if zone == "UTC" else _timezone(zone, ts)
 
 
 @dataclass
