@@ -13,6 +13,7 @@ seed and number of users give byte-identical files.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -22,6 +23,7 @@ import string
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -97,17 +99,17 @@ EARLY_EVENT_SHARE = 0.001  # users with one event a few hours before signup, as 
 # rarely. Active weeks bring 1 + Poisson(session rate) sessions, the rate log-normal per user, so
 # heavy users stay heavy (what makes a pre-period covariate predictive), and users who churn
 # were lighter users to begin with.
-STAY_SHARE = (0.20, 0.32, 0.40)  # by plan: users who never churn within the calendar
-CHURN_MEAN_WEEKS = 1.2  # mean weeks retained of users who churn
-SESSION_RATE_FACTOR_STAYING, SESSION_RATE_FACTOR_CHURNING = 1.6, 0.6
+STAY_SHARE = (0.22, 0.34, 0.42)  # by plan: users who never churn within the calendar
+CHURN_MEAN_WEEKS = 1.0  # mean weeks retained of users who churn
+SESSION_RATE_FACTOR_STAYING, SESSION_RATE_FACTOR_CHURNING = 2.2, 0.45
 REGULARITY_MEAN = 0.85  # chance of a session in a week while retained
 REGULARITY_CONCENTRATION = 4.0
 RESURRECTION_PER_WEEK = 0.04  # chance of a session in a week after churning
 MAX_WEEKS = (LAST_DAY - SIGNUP_START // DAY_US) // 7 + 1
 EXTRA_SESSIONS_MEAN = (1.1, 1.4, 1.6)  # per active week, on top of the first, by plan
-EXTRA_SESSIONS_SPREAD = 0.9  # log-normal sigma of a user's session rate
+EXTRA_SESSIONS_SPREAD = 0.7  # log-normal sigma of a user's session rate
 SESSION_ON_PRIMARY_PLATFORM = 0.8
-PAGE_VIEWS_PER_SESSION = 2.3
+PAGE_VIEWS_PER_SESSION = 1.7
 SEARCH_PER_SESSION = 0.3
 RETENTION_REPORTED_WEEKS = 12
 
@@ -147,7 +149,7 @@ class Feature:
 
 ADOPTION_WINDOW_DAYS = 14
 FEATURES = (
-    Feature("reports", "report_created", (0.35, 0.55, 0.70), 1.5, 0.04, "creates a report"),
+    Feature("reports", "report_created", (0.30, 0.45, 0.60), 1.5, 0.08, "creates a report"),
     Feature(
         "shared_dashboards",
         "dashboard_shared",
@@ -276,7 +278,8 @@ def generate_sample(
 ) -> dict:
     """Write the sample dataset into `out` and return its manifest (table -> rows, paths)."""
     _check_arguments(users, feedback, seed, experiment_split)
-    n_feedback = default_feedback_items(users) if feedback is None else feedback
+    users, seed = int(users), int(seed)
+    n_feedback = _default_feedback_items(users) if feedback is None else int(feedback)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"sample output {out} exists and is not a folder")
@@ -291,7 +294,7 @@ def generate_sample(
     return manifest
 
 
-def default_feedback_items(users: int) -> int:
+def _default_feedback_items(users: int) -> int:
     """Feedback items written when none are asked for: 0.6 per user, at most 100,000."""
     return min(round(0.6 * users), 100_000)
 
@@ -301,13 +304,11 @@ def _check_arguments(
 ) -> None:
     """Raise ValueError naming every argument that cannot produce a dataset."""
     problems = []
-    if isinstance(users, bool) or not isinstance(users, int) or users < 1:
+    if not _is_count(users, minimum=1):
         problems.append(f"users must be a whole number of at least 1, got {users!r}")
-    if feedback is not None and (
-        isinstance(feedback, bool) or not isinstance(feedback, int) or feedback < 0
-    ):
+    if feedback is not None and not _is_count(feedback, minimum=0):
         problems.append(f"feedback must be a whole number of at least 0, got {feedback!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+    if not _is_count(seed, minimum=0):
         problems.append(f"seed must be a non-negative whole number, got {seed!r}")
     split = tuple(experiment_split)
     if (
@@ -321,6 +322,11 @@ def _check_arguments(
         )
     if problems:
         raise ValueError("; ".join(problems))
+
+
+def _is_count(value: object, minimum: int) -> bool:
+    """Whether `value` is a whole number (not a bool) of at least `minimum`."""
+    return isinstance(value, Integral) and not isinstance(value, bool) and value >= minimum
 
 
 def _publish(staging: Path, out: Path) -> None:
@@ -896,13 +902,15 @@ def _run_experiment(
     tally.add_experiment(
         assigned,
         treated,
-        converted,
-        converted | boosted,
-        sessions,
-        sessions + extra_sessions,
-        revenue_after,
-        revenue_after,
-        pre_sessions,
+        {
+            "converted_0": converted,
+            "converted_1": converted | boosted,
+            "sessions_0": sessions,
+            "sessions_1": sessions + extra_sessions,
+            "revenue_0": revenue_after,
+            "revenue_1": revenue_after,  # the guardrail: no effect
+            "pre_sessions": pre_sessions,
+        },
     )
     local = np.flatnonzero(assigned)
     return pa.table(
@@ -970,20 +978,11 @@ class _Tally:
             self.retained[p] += (full_week & active)[mine].sum(axis=0)
 
     def add_experiment(
-        self, assigned: np.ndarray, treated: np.ndarray, *outcomes: np.ndarray
+        self, assigned: np.ndarray, treated: np.ndarray, outcomes: dict[str, np.ndarray]
     ) -> None:
-        """Accumulate sums of both potential outcomes and the covariate over assigned users."""
+        """Add up both potential outcomes (_0, _1) and the covariate over assigned users."""
         self.assigned += [int((assigned & ~treated).sum()), int(treated.sum())]
-        names = (
-            "converted_0",
-            "converted_1",
-            "sessions_0",
-            "sessions_1",
-            "revenue_0",
-            "revenue_1",
-            "pre_sessions",
-        )
-        values = dict(zip(names, (o[assigned].astype(np.float64) for o in outcomes), strict=True))
+        values = {name: o[assigned].astype(np.float64) for name, o in outcomes.items()}
         values["pre_sessions_sq"] = values["pre_sessions"] ** 2
         values["sessions_0_sq"] = values["sessions_0"] ** 2
         values["pre_x_sessions_0"] = values["pre_sessions"] * values["sessions_0"]
@@ -1167,7 +1166,7 @@ def _correlation(sums: dict[str, float], n: int) -> float | None:
 
 SOURCES = ("nps", "support", "feature_request")
 SOURCE_SHARE = (0.45, 0.35, 0.20)
-NPS, SUPPORT, FEATURE_REQUEST = 0, 1, 2
+NPS, FEATURE_REQUEST = SOURCES.index("nps"), SOURCES.index("feature_request")
 EMERGING_THEME = "data_sync"
 EMERGING_START = _instant("2026-08-03")
 EMERGING_SHARE_BY_SOURCE = (0.20, 0.40, 0.10)  # share of items on or after EMERGING_START
@@ -1821,6 +1820,7 @@ EMPTY_SHARE, NOISE_SHARE = 0.01, 0.005
 EXACT_DUPLICATE_SHARE, NEAR_DUPLICATE_SHARE = 0.02, 0.005
 MIN_ITEMS_FOR_QUIRKS = 50
 VERY_LONG_CHARACTERS = 1200
+MAX_REWRITES = 20  # attempts at a text its author has not sent before
 
 
 def _planted_count(n: int, share: float) -> int:
@@ -1848,6 +1848,7 @@ class _TextWriter:
 
     def __init__(self, rnd: random.Random) -> None:
         self.rnd = rnd
+        self.signatures = itertools.cycle(SIGNATURES)  # in turn: the first is the iPhone one
 
     def sentence(self, theme: Theme) -> str:
         """One sentence about `theme`."""
@@ -1942,7 +1943,7 @@ class _TextWriter:
         if "html_script" in quirks:
             text += " " + SCRIPT_HTML
         if "signature" in quirks:
-            text += rnd.choice(SIGNATURES)
+            text += next(self.signatures)
         return text
 
     def near_duplicate(self, text: str) -> str:
@@ -1996,30 +1997,17 @@ def _generate_feedback(population: _Population, n_items: int, seed: int) -> _Fee
     with_text = np.sort(shuffled[n_empty + n_noise :])
     quirks: list[list[str]] = [[] for _ in range(n_base)]
     for tag, share in TEXT_QUIRK_SHARE.items():
-        for i in rng.choice(with_text, size=_planted_count(len(with_text), share), replace=False):
+        candidates = with_text
+        if tag == "very_long":  # long texts are written in English only
+            candidates = np.array([i for i in with_text.tolist() if "non_english" not in quirks[i]])
+        count = min(len(candidates), _planted_count(len(with_text), share))
+        for i in rng.choice(candidates, size=count, replace=False):
             quirks[i].append(tag)
-    language_draw = rng.choice(LANGUAGES, size=n_base).tolist()
     second_draw = rng.random(n_base) < SECOND_THEME_SHARE
     scores = _nps_scores(rng, primary, source, with_text)
-
-    texts, themes, languages = [], [], []
-    for i in range(n_base):
-        if i in empty or i in noise:
-            texts.append(writer.rnd.choice(EMPTY_TEXTS if i in empty else NOISE_TEXTS))
-            themes.append([])
-            languages.append(None)
-            quirks[i].append("empty" if i in empty else "noise")
-            continue
-        language = language_draw[i] if "non_english" in quirks[i] else "en"
-        item_themes = [int(primary[i])]
-        if second_draw[i] and language == "en":
-            weights = _theme_probabilities(int(source[i]), bool(late[i]), exclude=item_themes[0])
-            item_themes += writer.rnd.choices(range(len(THEMES)), weights=weights.tolist())
-        texts.append(
-            writer.compose([THEMES[t] for t in item_themes], int(source[i]), language, quirks[i])
-        )
-        themes.append([THEME_NAMES[t] for t in item_themes])
-        languages.append(language)
+    texts, themes, languages = _write_texts(
+        writer, user, source, late, primary, second_draw, empty, noise, quirks
+    )
 
     # Re-sent items: exact copies and lightly edited ones, by the same user a little later.
     originals = rng.choice(
@@ -2085,6 +2073,55 @@ def _generate_feedback(population: _Population, n_items: int, seed: int) -> _Fee
         _feedback_truth(themes, created, source, scores, languages),
         {"feedback_quirks": _quirk_counts(quirks)},
     )
+
+
+def _write_texts(
+    writer: _TextWriter,
+    user: np.ndarray,
+    source: np.ndarray,
+    late: np.ndarray,
+    primary: np.ndarray,
+    second_draw: np.ndarray,
+    empty: set[int],
+    noise: set[int],
+    quirks: list[list[str]],
+) -> tuple[list[str], list[list[str]], list[str | None]]:
+    """Text, themes and language of each original item; tags go into `quirks`.
+
+    No user sends the same text twice by chance, so the planted duplicates are the only ones.
+    """
+    texts: list[str] = []
+    themes: list[list[str]] = []
+    languages: list[str | None] = []
+    sent: set[tuple[int, str]] = set()
+    foreign_languages = itertools.cycle(LANGUAGES)  # in turn, so each appears
+    for i, author in enumerate(user.tolist()):
+        if i in empty or i in noise:
+            options = EMPTY_TEXTS if i in empty else NOISE_TEXTS
+            text = writer.rnd.choice([o for o in options if (author, o) not in sent] or options)
+            item_themes, language = [], None
+            quirks[i].append("empty" if i in empty else "noise")
+        else:
+            language = next(foreign_languages) if "non_english" in quirks[i] else "en"
+            item_themes = [int(primary[i])]
+            if second_draw[i] and language == "en":
+                weights = _theme_probabilities(int(source[i]), bool(late[i]), item_themes[0])
+                item_themes += writer.rnd.choices(range(len(THEMES)), weights=weights.tolist())
+            planted = quirks[i]
+            for _ in range(MAX_REWRITES):
+                quirks[i] = list(planted)
+                text = writer.compose(
+                    [THEMES[t] for t in item_themes], int(source[i]), language, quirks[i]
+                )
+                if (author, text) not in sent:
+                    break
+                if language != "en":
+                    language = writer.rnd.choice(LANGUAGES)
+        sent.add((author, text))
+        texts.append(text)
+        themes.append([THEME_NAMES[t] for t in item_themes])
+        languages.append(language)
+    return texts, themes, languages
 
 
 def _nps_scores(
