@@ -62,7 +62,7 @@ def test_readouts_are_offline_small_and_code_free(sample_run):
         html = html_path.read_text()
         assert not NETWORK_REFERENCE.search(html), html_path
         assert html_path.stat().st_size < 2 * 1024 * 1024, html_path
-        assert "jp-InputArea" not in html and "injected-parameters" not in html
+        assert 'class="jp-InputArea' not in html and "injected-parameters" not in html
         assert "application/vnd.jupyter.widget" not in html
 
 
