@@ -64,12 +64,6 @@ def workbench_theme() -> alt.theme.ThemeConfig:
     }
 
 
-def use_workbench_style() -> None:
-    """Make the workbench theme and renderer active again (importing this module does it once)."""
-    alt.theme.enable("workbench")
-    alt.renderers.enable("workbench")
-
-
 def line_over_time(
     frame: pd.DataFrame,
     x: str,

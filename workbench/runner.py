@@ -11,7 +11,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -310,11 +310,6 @@ def _guarded(parameter_file: Path, out: str | Path) -> RunOutcome:
 def _progress_line(i: int, total: int, o: RunOutcome) -> str:
     mark = {"ok": "ok", "warning": "ok (warnings)", "failed": "FAILED"}.get(o.status, o.status)
     return f"[{i}/{total}] {mark:<13} {o.analysis}/{o.name} in {o.duration_s:.1f}s"
-
-
-def outcome_record(o: RunOutcome) -> dict[str, Any]:
-    """An outcome as a plain dict (for logs and benchmarks)."""
-    return asdict(o) | {"duration_s": o.duration_s}
 
 
 def remove_stale_temporaries(out: str | Path, older_than_s: float = 24 * 3600) -> int:

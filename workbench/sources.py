@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import ibis
-import ibis.expr.datatypes as dt
 
 from workbench.errors import SourceError
 from workbench.parameters import SourceSpec, mask_url, resolve_path
@@ -112,11 +111,6 @@ def fingerprint(name: str, spec: SourceSpec, table: ibis.Table, *, root: str | P
         digest.update(str(table.schema()).encode())
         digest.update(describe_source(spec).encode())
     return "sha256:" + digest.hexdigest()[:16]
-
-
-def is_timestamp(dtype: dt.DataType) -> bool:
-    """Whether an Ibis type is a timestamp."""
-    return isinstance(dtype, dt.Timestamp)
 
 
 def _first_line(exc: BaseException) -> str:
