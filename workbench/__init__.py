@@ -10,6 +10,7 @@ from workbench.errors import (  # noqa: E402
     SourceError,
     WorkbenchError,
 )
+from workbench.experiment import ExperimentReadout, decide, experiment_readout  # noqa: E402
 from workbench.interactive import explore  # noqa: E402
 from workbench.notebook import NotebookRun  # noqa: E402
 from workbench.overview import data_overview, event_trend  # noqa: E402
@@ -20,6 +21,7 @@ __all__ = [
     "AnalysisResult",
     "Check",
     "DataContractError",
+    "ExperimentReadout",
     "ExportError",
     "Heading",
     "KeyNumber",
@@ -31,6 +33,8 @@ __all__ = [
     "WorkbenchError",
     "charts",
     "data_overview",
+    "decide",
     "event_trend",
+    "experiment_readout",
     "explore",
 ]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import ibis
@@ -634,3 +635,51 @@ def _expected_columns(metrics: Sequence[MetricDefinition]) -> list[str]:
         if m.covariate_days is not None:
             names += [f"m{i}__sum_x", f"m{i}__sum_x2", f"m{i}__sum_xy"]
     return names
+
+
+def planned_variants_missing(
+    path: str | Path,
+    file_format: str | None,
+    experiment: str,
+    variants: Sequence[str],
+    columns: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Problems with planned variants in an assignments file: a cheap scan before any kernel.
+
+    Returns one message per problem (experiment absent, planned variants without assignments),
+    or nothing when the file cannot be read here (the run then reports it as a data error).
+    """
+    columns = dict(columns or {})
+    experiment_column = columns.get("experiment", "experiment")
+    variant_column = columns.get("variant", "variant")
+    con = ibis.duckdb.connect()
+    reader = {"parquet": con.read_parquet, "csv": con.read_csv, "json": con.read_json}
+    try:
+        table = reader.get(file_format or "parquet", con.read_parquet)(str(path))
+        found = (
+            table.filter(table[experiment_column].cast("string") == experiment)
+            .select(v=table[variant_column].cast("string"))
+            .distinct()
+            .limit(1000)
+            .execute()["v"]
+        )
+        others = (
+            table.select(e=table[experiment_column].cast("string")).distinct().limit(20).execute()
+        )
+    except Exception:  # noqa: BLE001 - unreadable here; the run's contract check names it
+        return []
+    finally:
+        con.disconnect()
+    seen = {str(v) for v in found if v is not None}
+    if not seen:
+        return [
+            f"experiment {experiment!r} has no assignments in {Path(path).name}; experiments "
+            f"found: {sorted(map(str, others['e'].dropna()))}"
+        ]
+    unknown = [v for v in variants if v not in seen]
+    if unknown:
+        return [
+            f"variant(s) {unknown} have no assignments in experiment {experiment!r}; "
+            f"the data has {sorted(seen)}"
+        ]
+    return []

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
+import math
 import os
 import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -23,6 +24,7 @@ from pydantic import (
 )
 
 from workbench.errors import ParameterError
+from workbench.experiment_data import planned_variants_missing
 
 ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SECRET_KEY_PATTERN = re.compile(r"(pass(word)?|secret|token|api[_-]?key|credential)", re.I)
@@ -159,7 +161,140 @@ class DataOverviewParameters(CommonParameters):
     top_events: int = Field(default=10, ge=1, le=100)
 
 
-SCHEMAS: dict[str, type[CommonParameters]] = {"data_overview": DataOverviewParameters}
+class ExperimentMetric(BaseModel):
+    """One experiment metric: what is measured per user, its role and how it is judged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    type: Literal["conversion", "mean", "ratio"]
+    events: list[str] = Field(min_length=1)
+    value: str | None = None
+    denominator_events: list[str] = Field(default_factory=list)
+    denominator_value: str | None = None
+    window_days: float | None = Field(default=14, gt=0)
+    role: Literal["primary", "secondary", "guardrail"] = "primary"
+    direction: Literal["increase", "decrease"] = "increase"
+    margin: float | None = Field(default=None, ge=0)
+    margin_type: Literal["relative", "absolute"] = "relative"
+    covariate_days: float | None = Field(default=None, gt=0)
+    winsorize: float | None = Field(default=None, gt=0, lt=1)
+    target_effect: float | None = Field(default=None, gt=0)
+
+    @field_validator("events", "denominator_events", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentMetric:
+        problems = []
+        if self.role == "guardrail" and self.margin is None:
+            problems.append("a guardrail needs a non-inferiority 'margin' (e.g. 0.02 for 2%)")
+        if self.role != "guardrail" and self.margin is not None:
+            problems.append("only guardrails have a 'margin'")
+        if self.type == "ratio" and not self.denominator_events:
+            problems.append("a ratio metric needs 'denominator_events'")
+        if self.type != "ratio" and (self.denominator_events or self.denominator_value):
+            problems.append("only ratio metrics have a denominator")
+        if self.type == "conversion" and self.value is not None:
+            problems.append("a conversion counts users; it sums no 'value' property")
+        if self.type == "conversion" and self.winsorize is not None:
+            problems.append("conversions (0/1) are not winsorized")
+        if self.type == "ratio" and self.covariate_days is not None:
+            problems.append("CUPED covariates ('covariate_days') are not supported for ratios")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class ExperimentReadoutParameters(CommonParameters):
+    """The experiment readout: each variant against control, with a ship decision."""
+
+    analysis: ClassVar[str] = "experiment_readout"
+    required_tables: ClassVar[tuple[str, ...]] = ("events",)
+    optional_tables: ClassVar[tuple[str, ...]] = ("assignments", "users")
+
+    experiment: str = Field(min_length=1)
+    control: str = Field(min_length=1)
+    variants: dict[str, float] = Field(min_length=2)
+    exposure: str = "assignments"
+    metrics: list[ExperimentMetric] = Field(min_length=1)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    power: float = Field(default=0.8, gt=0, lt=1)
+    correction: Literal["bh", "holm", "none"] = "bh"
+    inference: Literal["fixed", "sequential"] = "fixed"
+    planned_end: dt.date | None = None
+    planned_users: int | None = Field(default=None, ge=2)
+    target_effect: float = Field(default=0.05, gt=0)
+    chance_to_beat: bool = False
+    segment_top: int = Field(default=10, ge=1, le=50)
+
+    @field_validator("variants")
+    @classmethod
+    def _planned_split(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if not v > 0}
+        if bad:
+            raise ValueError(f"planned traffic shares must be positive, got {bad}")
+        total = sum(value.values())
+        if not (math.isclose(total, 1, abs_tol=1e-6) or math.isclose(total, 100, abs_tol=1e-4)):
+            raise ValueError(f"planned traffic shares must sum to 1 (or 100), got {total:g}")
+        return {k: v / total for k, v in value.items()}
+
+    @field_validator("metrics")
+    @classmethod
+    def _unique_metrics(cls, value: list[ExperimentMetric]) -> list[ExperimentMetric]:
+        names = [m.name for m in value]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"metric names must be unique; repeated: {repeated}")
+        if not any(m.role == "primary" for m in value):
+            raise ValueError("name at least one metric with role 'primary'")
+        return value
+
+    @model_validator(mode="after")
+    def _design(self, info: ValidationInfo) -> ExperimentReadoutParameters:
+        problems = []
+        if self.control not in self.variants:
+            problems.append(
+                f"control {self.control!r} is not one of the variants {sorted(self.variants)}"
+            )
+        if self.exposure not in self.sources:
+            problems.append(
+                f"exposure {self.exposure!r} is not a table in 'sources' {sorted(self.sources)}"
+            )
+        if self.inference == "sequential" and self.planned_users is None:
+            problems.append(
+                "inference 'sequential' needs 'planned_users' (the planned number of assigned "
+                "users, fixed before the experiment starts)"
+            )
+        if not problems and self.exposure in self.sources:
+            root = (info.context or {}).get("root")
+            problems += _unknown_variants(self, root)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _unknown_variants(params: ExperimentReadoutParameters, root: Path | None) -> list[str]:
+    """Planned variants with no assignment in a local file source (cheap check before a kernel)."""
+    spec = params.sources[params.exposure]
+    if root is None or spec.path is None:
+        return []
+    mapping = params.columns.get(params.exposure, {})
+    return planned_variants_missing(
+        resolve_path(spec.path, root),
+        spec.format,
+        params.experiment,
+        list(params.variants),
+        mapping,
+    )
+
+
+SCHEMAS: dict[str, type[CommonParameters]] = {
+    "data_overview": DataOverviewParameters,
+    "experiment_readout": ExperimentReadoutParameters,
+}
 
 
 def resolve_path(path: str | Path, root: str | Path) -> Path:
