@@ -247,7 +247,7 @@ def decide(
     if srm_failed:
         overall = Decision("invalid", (srm_reason,))
     elif all(d.verdict == "invalid" for d in per_variant):
-        overall = Decision("invalid", tuple(r for d in per_variant for r in d.reasons[:1]))
+        overall = Decision("invalid", tuple(r for d in per_variant for r in d.reasons))
     elif any(d.verdict == "ship" for d in per_variant):
         best = _best_variant(metrics, [d.variant for d in per_variant if d.verdict == "ship"])
         chosen = next(d for d in per_variant if d.variant == best)
@@ -262,12 +262,16 @@ def decide(
 
 
 def _best_variant(metrics: pd.DataFrame, candidates: list[str]) -> str:
-    """Among shippable variants, the one with the largest first-primary effect in its direction."""
-    primary = metrics[(metrics["role"] == "primary") & metrics["variant"].isin(candidates)]
-    first = primary[primary["metric"] == primary["metric"].iloc[0]]
+    """Among shippable variants, the largest improvement on the first primary metric it beats."""
+    better = metrics[
+        (metrics["role"] == "primary")
+        & (metrics["outcome"] == "better")
+        & metrics["variant"].isin(candidates)
+    ]
+    first = better[better["metric"] == better["metric"].iloc[0]]
     sign = np.where(first["direction"] == "decrease", -1.0, 1.0)
     score = sign * first["effect"].to_numpy(dtype=float)
-    return str(first["variant"].iloc[int(np.nanargmax(score))])
+    return str(first["variant"].iloc[int(np.argmax(score))])
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,591 @@
+"""The experiment readout end to end in Python: numbers vs scipy/statsmodels, truth, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from scipy import stats
+from statsmodels.stats import proportion
+from statsmodels.stats.multitest import multipletests
+
+from tests.conftest import REPO
+from workbench.errors import ParameterError, WorkbenchError
+from workbench.experiment import Decision, decide, experiment_readout
+from workbench.experiment_stats import srm_check
+from workbench.notebook import NotebookRun
+from workbench.parameters import check_parameter_file, validate_parameters
+
+REL = 1e-6
+START = pd.Timestamp("2026-07-06", tz="UTC")
+DAY = pd.Timedelta(days=1)
+SPLIT = {"control": 0.4, "treatment": 0.4, "wide": 0.2}
+METRICS = [
+    {"name": "converted", "type": "conversion", "events": ["report_created"], "role": "primary"},
+    {
+        "name": "sessions",
+        "type": "mean",
+        "events": ["session_start"],
+        "role": "secondary",
+        "covariate_days": 14,
+    },
+    {
+        "name": "revenue",
+        "type": "mean",
+        "events": ["invoice_paid"],
+        "value": "revenue",
+        "role": "guardrail",
+        "margin": 0.5,
+    },
+    {
+        "name": "views_per_session",
+        "type": "ratio",
+        "events": ["page_view"],
+        "denominator_events": ["session_start"],
+        "role": "secondary",
+    },
+]
+
+
+def make_experiment(seed: int = 11, users: int = 900) -> dict[str, pd.DataFrame]:
+    """Assignments and events of a three-arm experiment with a lift in conversion and sessions."""
+    rng = np.random.default_rng(seed)
+    ids = np.array([f"u{i:04d}" for i in range(users)])
+    variant = rng.choice(list(SPLIT), users, p=list(SPLIT.values()))
+    exposed = START + pd.to_timedelta(rng.integers(0, 10 * 24 * 60, users), unit="min")
+    assignments = pd.DataFrame(
+        {
+            "user_id": ids,
+            "experiment": "checklist",
+            "variant": variant,
+            "assigned_at": exposed,
+            "plan": rng.choice(["free", "pro", "enterprise"], users, p=[0.6, 0.3, 0.1]),
+        }
+    )
+    rate = rng.gamma(2.0, 1.5, users)
+    lift = np.where(variant == "treatment", 1.25, 1.0)
+    rows = []
+
+    def add(who: np.ndarray, event: str, offsets_h: np.ndarray, revenue=None) -> None:
+        rows.append(
+            pd.DataFrame(
+                {
+                    "user_id": ids[who],
+                    "event": event,
+                    "timestamp": exposed[who] + pd.to_timedelta(np.round(offsets_h * 3600), "s"),
+                    "revenue": np.nan if revenue is None else revenue,
+                }
+            )
+        )
+
+    post = rng.poisson(rate * lift)
+    pre = rng.poisson(rate)
+    who = np.repeat(np.arange(users), post)
+    add(who, "session_start", rng.uniform(0.01, 20 * 24, len(who)))  # some fall after 14 days
+    who = np.repeat(np.arange(users), pre)
+    add(who, "session_start", -rng.uniform(0.01, 13.9 * 24, len(who)))
+    views = rng.poisson(1.7, len(np.repeat(np.arange(users), post)))
+    who = np.repeat(np.repeat(np.arange(users), post), views)
+    add(who, "page_view", rng.uniform(0.01, 13.9 * 24, len(who)))
+    converts = rng.random(users) < np.where(variant == "treatment", 0.45, 0.3)
+    who = np.flatnonzero(converts)
+    add(who, "report_created", rng.uniform(0.01, 13.9 * 24, len(who)))
+    pays = np.flatnonzero(rng.random(users) < 0.3)
+    add(pays, "invoice_paid", rng.uniform(0.01, 13.9 * 24, len(pays)), rng.gamma(2, 40, len(pays)))
+    events = pd.concat(rows, ignore_index=True).sort_values("timestamp", ignore_index=True)
+    return {"assignments": assignments, "events": events}
+
+
+def parameters(frames: dict[str, pd.DataFrame], root: Path, **overrides: object):
+    """Validated readout parameters over in-memory frames."""
+    raw = {
+        "title": "Checklist",
+        "sources": dict(frames),
+        "experiment": "checklist",
+        "control": "control",
+        "variants": SPLIT,
+        "metrics": METRICS,
+        "segments": ["plan"],
+    }
+    raw.update(overrides)
+    return validate_parameters("experiment_readout", raw, root=root)
+
+
+def read_out(frames: dict[str, pd.DataFrame], root: Path, **overrides: object):
+    """Run the readout the way the notebook does."""
+    params = parameters(frames, root, **overrides)
+    run = NotebookRun({})
+    return experiment_readout(run.load_tables(params), params)
+
+
+def reference_values(frames: dict[str, pd.DataFrame], window_days: float = 14) -> pd.DataFrame:
+    """Per-user metric values computed in plain pandas (independent of the engine code)."""
+    a, e = frames["assignments"], frames["events"]
+    users = a[["user_id", "variant", "assigned_at"]].copy()
+    joined = e.merge(users, on="user_id")
+    offset = joined["timestamp"] - joined["assigned_at"]
+    post = (offset >= pd.Timedelta(0)) & (offset < pd.Timedelta(days=window_days))
+    pre = (offset < pd.Timedelta(0)) & (offset >= -pd.Timedelta(days=14))
+
+    def per_user(mask: pd.Series, event: str, value: str | None = None) -> pd.Series:
+        rows = joined[mask & (joined["event"] == event)]
+        counts = rows.groupby("user_id")[value].sum() if value else rows.groupby("user_id").size()
+        return users["user_id"].map(counts).fillna(0.0).astype(float)
+
+    out = users.copy()
+    out["converted"] = (per_user(post, "report_created") > 0).astype(float)
+    out["sessions"] = per_user(post, "session_start")
+    out["sessions_pre"] = per_user(pre, "session_start")
+    out["revenue"] = per_user(post, "invoice_paid", "revenue")
+    out["views"] = per_user(post, "page_view")
+    return out
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, pd.DataFrame]:
+    return make_experiment()
+
+
+@pytest.fixture(scope="module")
+def readout(frames, tmp_path_factory):
+    return read_out(frames, tmp_path_factory.mktemp("root"), chance_to_beat=True)
+
+
+def row(result, metric: str, variant: str = "treatment") -> pd.Series:
+    m = result.tables["metrics"]
+    return m[(m["metric"] == metric) & (m["variant"] == variant)].iloc[0]
+
+
+def close(actual: float, expected: float) -> None:
+    assert actual == pytest.approx(expected, rel=REL, abs=1e-12)
+
+
+@pytest.mark.parametrize("variant", ["treatment", "wide"])
+def test_mean_metric_matches_scipy_welch_on_raw_values(frames, readout, variant) -> None:
+    ref = reference_values(frames)
+    y_t = ref.loc[ref["variant"] == variant, "sessions"]
+    y_c = ref.loc[ref["variant"] == "control", "sessions"]
+    r = row(readout, "sessions", variant)
+    test = stats.ttest_ind(y_t, y_c, equal_var=False)
+    ci = test.confidence_interval(0.95)
+    close(r["effect_unadjusted"], y_t.mean() - y_c.mean())
+    close(r["p_value_unadjusted"], test.pvalue)
+    close(r["ci_low_unadjusted"], ci.low)
+    close(r["ci_high_unadjusted"], ci.high)
+    close(r["mean_control_unadjusted"], y_c.mean())
+    assert (r["n_control"], r["n_variant"]) == (len(y_c), len(y_t))
+    v_t, v_c = y_t.var() / len(y_t), y_c.var() / len(y_c)
+    rel_se = np.sqrt(v_t / y_c.mean() ** 2 + y_t.mean() ** 2 * v_c / y_c.mean() ** 4)
+    q = stats.t.ppf(0.975, test.df)
+    close(r["relative_ci_low_unadjusted"], y_t.mean() / y_c.mean() - 1 - q * rel_se)
+
+
+def test_cuped_effect_is_the_ols_coefficient_with_the_covariate(frames, readout) -> None:
+    ref = reference_values(frames)
+    design = pd.get_dummies(ref["variant"])[["treatment", "wide"]].astype(float)
+    design["x"] = ref["sessions_pre"]
+    fit = sm.OLS(ref["sessions"], sm.add_constant(design)).fit()
+    for variant in ("treatment", "wide"):
+        r = row(readout, "sessions", variant)
+        assert r["cuped"]
+        close(r["effect"], fit.params[variant])
+    r = row(readout, "sessions")
+    rho2 = np.corrcoef(ref["sessions"], ref["sessions_pre"])[0, 1] ** 2
+    assert r["variance_reduction"] == pytest.approx(rho2, abs=0.08)
+    assert r["variance_reduction"] > 0.1
+
+
+def test_conversion_matches_statsmodels_two_proportion_wald(frames, readout) -> None:
+    ref = reference_values(frames)
+    t = ref.loc[ref["variant"] == "treatment", "converted"]
+    c = ref.loc[ref["variant"] == "control", "converted"]
+    r = row(readout, "converted")
+    counts = (t.sum(), len(t), c.sum(), len(c))
+    test = proportion.test_proportions_2indep(*counts, method="wald")
+    low, high = proportion.confint_proportions_2indep(*counts, method="wald")
+    close(r["effect"], t.mean() - c.mean())
+    close(r["p_value"], test.pvalue)
+    close(r["ci_low"], low)
+    close(r["ci_high"], high)
+
+
+def test_ratio_metric_is_the_delta_method_on_raw_values(frames, readout) -> None:
+    ref = reference_values(frames)
+    r = row(readout, "views_per_session")
+
+    def arm(variant: str) -> tuple[float, float]:
+        g = ref[ref["variant"] == variant]
+        y, d = g["views"].to_numpy(), g["sessions"].to_numpy()
+        ratio = y.sum() / d.sum()
+        linear = (y - ratio * d) / d.mean()  # delta-method linearisation
+        return ratio, linear.var(ddof=1) / len(g)
+
+    (r_t, v_t), (r_c, v_c) = arm("treatment"), arm("control")
+    close(r["mean_variant"], r_t)
+    close(r["effect"], r_t - r_c)
+    z = (r_t - r_c) / np.sqrt(v_t + v_c)
+    close(r["p_value"], 2 * stats.norm.sf(abs(z)))
+
+
+def test_adjusted_p_values_are_benjamini_hochberg_over_primary_and_secondary(readout) -> None:
+    m = readout.tables["metrics"]
+    family = m[m["role"] != "guardrail"]
+    expected = multipletests(family["p_value"], method="fdr_bh")[1]
+    np.testing.assert_allclose(family["p_value_adjusted"], expected, rtol=REL)
+    assert m.loc[m["role"] == "guardrail", "p_value_adjusted"].isna().all()
+    guard = row(readout, "revenue")
+    assert guard["outcome"] in {"pass", "fail"} and guard["margin"] == 0.5
+
+
+def test_holm_correction_and_mde(frames, tmp_path) -> None:
+    result = read_out(frames, tmp_path, correction="holm", segments=[])
+    m = result.tables["metrics"]
+    family = m[m["role"] != "guardrail"]
+    np.testing.assert_allclose(
+        family["p_value_adjusted"], multipletests(family["p_value"], method="holm")[1], rtol=REL
+    )
+    r = row(result, "converted")
+    se = (r["ci_high"] - r["ci_low"]) / (2 * stats.norm.ppf(0.975))
+    close(r["mde"], (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * se)
+
+
+def test_readout_shape_decision_and_summary_json(readout) -> None:
+    assert readout.decision.verdict in {"ship", "don't ship", "inconclusive", "invalid"}
+    assert readout.decision.reasons
+    results = readout.results_json()
+    assert {"srm", "metrics", "decision", "daily", "segments"} <= set(results)
+    assert results["decision"][0]["scope"] == "experiment"
+    assert {r["variant"] for r in results["decision"][1:]} == {"treatment", "wide"}
+    assert len(results["metrics"]) == len(METRICS) * 2
+    json.dumps(results, allow_nan=False)
+    assert "nan" not in readout.headline.lower()
+    srm = results["srm"]
+    assert [r["variant"] for r in srm] == list(SPLIT)
+    observed = [r["users"] for r in srm]
+    assert srm[0]["p_value"] == pytest.approx(srm_check(observed, list(SPLIT.values())).p_value)
+    daily = readout.tables["daily"]
+    last = daily[(daily["metric"] == "converted") & (daily["variant"] == "treatment")].iloc[-1]
+    close(last["effect"], row(readout, "converted")["effect"])
+    seg = readout.tables["segments"]
+    assert set(seg["segment"]) == {"free", "pro", "enterprise"}
+    assert "chance_to_beat_control" in readout.tables["metrics"]
+    for chart in (readout.forest_chart(), readout.time_chart(), readout.segment_chart()):
+        assert chart.to_dict()
+    assert readout.explore_view("sessions", "wide", "plan").to_dict()
+
+
+# --------------------------------------------------------------------------------------------
+# The decision
+# --------------------------------------------------------------------------------------------
+
+
+def comparison(metric: str, role: str, outcome: str, **extra: object) -> dict:
+    base = {
+        "metric": metric,
+        "role": role,
+        "variant": "treatment",
+        "control": "control",
+        "valid": outcome != "invalid",
+        "reason": "no variation in either arm" if outcome == "invalid" else "",
+        "outcome": outcome,
+        "direction": "increase",
+        "effect": 0.02,
+        "ci_low": 0.01,
+        "ci_high": 0.03,
+        "relative_effect": 0.1,
+        "relative_ci_low": 0.05,
+        "relative_ci_high": 0.15,
+        "p_value_adjusted": 0.01,
+        "margin": 0.05 if role == "guardrail" else np.nan,
+        "margin_type": "relative",
+        "ni_bound": -0.01,
+        "non_inferior": outcome == "pass",
+        "target_relative_effect": 0.05,
+        "mde_relative": 0.04,
+        "n_additional": 0.0,
+    }
+    return base | extra
+
+
+GOOD_SRM = srm_check([5000, 5020], [0.5, 0.5])
+
+
+@pytest.mark.parametrize(
+    ("primary", "guardrail", "verdict"),
+    [
+        ("better", "pass", "ship"),
+        ("better", "fail", "inconclusive"),
+        ("better", "harm", "don't ship"),
+        ("worse", "pass", "don't ship"),
+        ("inconclusive", "pass", "inconclusive"),
+        ("invalid", "pass", "invalid"),
+    ],
+)
+def test_decision_rules(primary: str, guardrail: str, verdict: str) -> None:
+    metrics = pd.DataFrame(
+        [comparison("conv", "primary", primary), comparison("revenue", "guardrail", guardrail)]
+    )
+    overall, per_variant = decide(metrics, GOOD_SRM)
+    assert overall.verdict == verdict
+    assert per_variant == [Decision(verdict, per_variant[0].reasons, "treatment")]
+    assert any("conv" in r for r in overall.reasons)
+
+
+def test_srm_failure_makes_the_decision_invalid_whatever_the_metrics() -> None:
+    metrics = pd.DataFrame([comparison("conv", "primary", "better")])
+    overall, _ = decide(metrics, srm_check([505_000, 495_000], [0.5, 0.5]))
+    assert overall.verdict == "invalid"
+    assert "Sample ratio mismatch" in overall.reasons[0]
+
+
+def test_early_fixed_horizon_look_cannot_ship() -> None:
+    metrics = pd.DataFrame([comparison("conv", "primary", "better")])
+    overall, _ = decide(metrics, GOOD_SRM, early="Early look: the data ends 2026-07-20.")
+    assert overall.verdict == "inconclusive"
+    assert overall.reasons[0].startswith("Early look")
+
+
+def test_multi_arm_ships_the_best_shippable_variant() -> None:
+    metrics = pd.DataFrame(
+        [
+            comparison("conv", "primary", "better", variant="b", effect=0.01),
+            comparison("conv", "primary", "better", variant="c", effect=0.03),
+            comparison("conv", "primary", "worse", variant="d", effect=-0.02),
+        ]
+    )
+    overall, per_variant = decide(metrics, GOOD_SRM)
+    assert (overall.verdict, overall.variant) == ("ship", "c")
+    assert [d.verdict for d in per_variant] == ["ship", "ship", "don't ship"]
+
+
+# --------------------------------------------------------------------------------------------
+# Planted truth in the sample data and SRM at scale
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sample_readout():
+    if not (REPO / "data/sample/manifest.json").exists():
+        pytest.skip("sample data missing: run `make sample`")
+    params = check_parameter_file(REPO / "parameters/experiment_readout/sample.yaml")
+    run = NotebookRun({"_workbench": {"root": str(REPO)}})
+    truth = json.loads((REPO / "data/sample/truth.json").read_text())["experiment"]
+    return experiment_readout(run.load_tables(params), params), truth
+
+
+def test_sample_experiment_recovers_the_planted_effects(sample_readout) -> None:
+    result, truth = sample_readout
+    assert result.tables["srm"]["users"].tolist() == [
+        truth["assigned_users"]["control"],
+        truth["assigned_users"]["treatment"],
+    ]
+    for metric in ("report_conversion", "sessions"):
+        r = row(result, metric)
+        true = truth["metrics"][metric]
+        assert r["ci_low"] <= true["effect_abs"] <= r["ci_high"], metric
+        assert r["relative_ci_low"] <= true["effect_rel"] <= r["relative_ci_high"], metric
+        assert r["relative_effect"] > 0, metric
+    guard = row(result, "revenue")
+    assert guard["ci_low"] <= 0 <= guard["ci_high"]
+    assert guard["outcome"] != "harm"
+    assert result.decision.verdict != "don't ship"
+    assert row(result, "sessions")["variance_reduction"] > 0.1
+    assert result.checks[0].name == "sample ratio mismatch" and result.checks[0].status == "pass"
+
+
+@pytest.mark.slow
+def test_srm_catches_a_planted_50_5_to_49_5_split_at_one_million_users(tmp_path) -> None:
+    n = 1_000_000
+    variant = np.where(np.arange(n) < 505_000, "treatment", "control")
+    assignments = pd.DataFrame(
+        {
+            "user_id": np.arange(n).astype(str),
+            "experiment": "big",
+            "variant": variant,
+            "assigned_at": START + pd.to_timedelta(np.arange(n) % 600_000, unit="s"),
+        }
+    )
+    events = pd.DataFrame(
+        {
+            "user_id": np.arange(0, n, 7).astype(str),
+            "event": "report_created",
+            "timestamp": START + 8 * DAY,
+        }
+    )
+    result = read_out(
+        {"assignments": assignments, "events": events},
+        tmp_path,
+        experiment="big",
+        variants={"control": 0.5, "treatment": 0.5},
+        metrics=[METRICS[0]],
+        segments=[],
+    )
+    assert result.decision.verdict == "invalid"
+    assert result.tables["srm"]["p_value"].iloc[0] < 1e-10
+    assert next(c for c in result.checks if c.name == "sample ratio mismatch").status == "fail"
+    assert result.headline.startswith("Invalid: Sample ratio mismatch")
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input
+# --------------------------------------------------------------------------------------------
+
+
+def test_parameter_mistakes_are_all_reported_at_once(frames, tmp_path) -> None:
+    bad_metrics = [
+        {"name": "g", "type": "mean", "events": ["x"], "role": "guardrail"},
+        {"name": "g", "type": "ratio", "events": ["x"], "role": "secondary"},
+    ]
+    with pytest.raises(ParameterError) as info:
+        parameters(
+            frames,
+            tmp_path,
+            control="baseline",
+            variants={"control": 0.7, "treatment": 0.7},
+            metrics=bad_metrics,
+            inference="sequential",
+            correction="bonferroni",
+        )
+    text = str(info.value)
+    for expected in (
+        "metrics.0: Value error, a guardrail needs",
+        "metrics.1: Value error, a ratio metric needs 'denominator_events'",
+        "variants: planned traffic shares must sum to 1",
+        "correction: Input should be 'bh', 'holm' or 'none'",
+    ):
+        assert expected.replace("Value error, ", "") in text, text
+
+
+def test_unknown_variants_in_a_parameter_file_are_reported_before_any_kernel(
+    frames, tmp_path
+) -> None:
+    (tmp_path / "parameters" / "experiment_readout").mkdir(parents=True)
+    for name, frame in frames.items():
+        frame.to_parquet(tmp_path / f"{name}.parquet")
+    raw = {
+        "title": "x",
+        "sources": {"assignments": "assignments.parquet", "events": "events.parquet"},
+        "experiment": "checklist",
+        "control": "control",
+        "variants": {"control": 0.4, "treatment": 0.4, "wider": 0.1, "narrow": 0.1},
+        "metrics": METRICS[:1],
+    }
+    with pytest.raises(ParameterError) as info:
+        validate_parameters("experiment_readout", raw, root=tmp_path)
+    assert "variant(s) ['wider', 'narrow'] have no assignments" in str(info.value)
+    assert "the data has ['control', 'treatment', 'wide']" in str(info.value)
+    raw["experiment"] = "nope"
+    with pytest.raises(ParameterError, match="experiment 'nope' has no assignments"):
+        validate_parameters("experiment_readout", raw, root=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"variants": {"control": 0.5, "treatment": 0.5}}, r"variant\(s\) \['wide'\] that are not"),
+        (
+            {"variants": {"control": 0.4, "treatment": 0.4, "wide": 0.1, "x": 0.1}},
+            r"planned variant\(s\) \['x'\] have no exposed users",
+        ),
+        ({"experiment": "missing"}, "no assignments for experiment 'missing'"),
+    ],
+)
+def test_variants_that_do_not_match_the_data_are_clear_errors(
+    frames, tmp_path, overrides, message
+) -> None:
+    with pytest.raises(WorkbenchError, match=message):
+        read_out(frames, tmp_path, segments=[], **overrides)
+
+
+def test_missing_control_is_a_clear_error(frames, tmp_path) -> None:
+    a = frames["assignments"]
+    only = {**frames, "assignments": a[a["variant"] != "control"]}
+    with pytest.raises(WorkbenchError, match="control 'control' has no exposed users"):
+        read_out(only, tmp_path, segments=[])
+
+
+def test_event_that_never_occurs_and_zero_variance_give_checks_not_nan(frames, tmp_path) -> None:
+    metrics = [
+        {"name": "never", "type": "conversion", "events": ["no_such_event"], "role": "primary"},
+        {"name": "converted", "type": "conversion", "events": ["report_created"]},
+    ]
+    result = read_out(frames, tmp_path, metrics=metrics, segments=[])
+    checks = {c.name: c for c in result.checks}
+    assert checks["metric never: no data"].status == "fail"
+    assert "no_such_event" in checks["metric never: no data"].detail
+    assert checks["never · treatment: not estimable"].status == "warn"
+    never = row(result, "never")
+    assert not never["valid"] and never["outcome"] == "invalid"
+    assert "nan" not in result.headline.lower()
+    json.dumps(result.results_json(), allow_nan=False)
+
+
+def test_single_user_is_invalid_not_a_crash(frames, tmp_path) -> None:
+    a = frames["assignments"]
+    tiny = pd.concat([a[a["variant"] == "control"].head(1), a[a["variant"] == "treatment"].head(1)])
+    result = read_out(
+        {**frames, "assignments": tiny},
+        tmp_path,
+        variants={"control": 0.5, "treatment": 0.5},
+        metrics=[{**METRICS[1], "role": "primary"}],
+        segments=[],
+    )
+    assert result.decision.verdict == "invalid"
+    assert "nan" not in result.headline.lower()
+    assert any(c.name == "small sample" for c in result.checks)
+
+
+def test_negative_values_and_users_in_two_variants_are_flagged(frames, tmp_path) -> None:
+    events = frames["events"].copy()
+    pays = events.index[events["event"] == "invoice_paid"][:3]
+    events.loc[pays, "revenue"] = -25.0
+    a = frames["assignments"]
+    crossed = a.head(5).assign(
+        variant=lambda f: np.where(f["variant"] == "control", "treatment", "control")
+    )
+    metrics = [
+        METRICS[0],
+        {**METRICS[2], "role": "secondary", "margin": None},
+        {
+            "name": "revenue_per_payer",
+            "type": "ratio",
+            "events": ["report_created"],
+            "denominator_events": ["invoice_paid"],
+            "denominator_value": "revenue",
+            "role": "secondary",
+        },
+    ]
+    result = read_out(
+        {"assignments": pd.concat([a, crossed]), "events": events},
+        tmp_path,
+        metrics=metrics,
+        segments=[],
+    )
+    checks = {c.name: c for c in result.checks}
+    assert checks["metric revenue: negative revenue"].status == "warn"
+    assert checks["metric revenue: negative revenue"].detail.startswith("3 events")
+    assert checks["metric revenue_per_payer: negative revenue"].status == "fail"
+    assert checks["users in more than one variant"].status == "warn"
+    assert checks["users in more than one variant"].detail.startswith("5 of 900")
+    assert result.tables["srm"]["users"].sum() == 895
+
+
+def test_sequential_mode_uses_always_valid_intervals(frames, tmp_path) -> None:
+    fixed = read_out(frames, tmp_path, segments=[])
+    seq = read_out(frames, tmp_path, segments=[], inference="sequential", planned_users=2000)
+    f, s = row(fixed, "converted"), row(seq, "converted")
+    assert s["ci_low"] < f["ci_low"] and s["ci_high"] > f["ci_high"]
+    assert s["p_value"] >= f["p_value"]
+    assert s["ci_low"] == s["cs_low"]
+    assert any("always valid" in m for m in seq.method)
+
+
+def test_fixed_readout_before_the_planned_end_warns(frames, tmp_path) -> None:
+    result = read_out(frames, tmp_path, segments=[], planned_end="2026-12-31")
+    early = next(c for c in result.checks if c.name == "fixed horizon before the planned end")
+    assert early.status == "warn" and "2026-12-31" in early.detail
+    assert result.decision.verdict != "ship"
