@@ -1,0 +1,175 @@
+"""Benchmark: the experiment readout over N assigned users × 10 metrics from Parquet.
+
+    python benchmarks/bench_experiment_readout.py                  # 10M users (data generated once)
+    python benchmarks/bench_experiment_readout.py --users 1000000  # a smaller run
+
+Data comes from `benchmarks/experiment_bench_data.py` into --data (reused when its manifest
+matches). The readout runs in a fresh process, exactly as the notebook does it (validate
+parameters, open the Parquet sources with their contract checks, `experiment_readout`), and
+reports wall seconds per step and the process's peak resident memory (DuckDB runs in-process,
+so its memory is included). Targets at 10M users: under 15 s and under 2 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+METRICS = [
+    {"name": "report_conversion", "type": "conversion", "events": ["report_created"]},
+    {
+        "name": "sessions",
+        "type": "mean",
+        "events": ["session_start"],
+        "role": "secondary",
+        "covariate_days": 14,
+    },
+    {
+        "name": "page_views",
+        "type": "mean",
+        "events": ["page_view"],
+        "role": "secondary",
+        "covariate_days": 14,
+        "winsorize": 0.99,
+    },
+    {
+        "name": "revenue",
+        "type": "mean",
+        "events": ["invoice_paid"],
+        "value": "revenue",
+        "role": "guardrail",
+        "margin": 0.05,
+        "winsorize": 0.999,
+    },
+    {"name": "searched", "type": "conversion", "events": ["search"], "role": "secondary"},
+    {"name": "exported", "type": "conversion", "events": ["export_csv"], "role": "secondary"},
+    {"name": "reports", "type": "mean", "events": ["report_created"], "role": "secondary"},
+    {
+        "name": "views_per_session",
+        "type": "ratio",
+        "events": ["page_view"],
+        "denominator_events": ["session_start"],
+        "role": "secondary",
+    },
+    {
+        "name": "revenue_per_session",
+        "type": "ratio",
+        "events": ["invoice_paid"],
+        "value": "revenue",
+        "denominator_events": ["session_start"],
+        "role": "guardrail",
+        "margin": 0.05,
+    },
+    {
+        "name": "active_7d",
+        "type": "conversion",
+        "events": ["session_start", "page_view"],
+        "window_days": 7,
+        "role": "guardrail",
+        "margin": 0.01,
+    },
+]
+
+
+def peak_mib() -> float:
+    """This process's peak resident memory in MiB (ru_maxrss is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def readout(data: Path, segments: list[str]) -> dict:
+    """Run the readout in this process; wall seconds per step and peak memory."""
+    from workbench.experiment import experiment_readout
+    from workbench.notebook import NotebookRun
+    from workbench.parameters import validate_parameters
+
+    t0 = time.perf_counter()
+    raw = {
+        "title": "Benchmark experiment",
+        "sources": {
+            "assignments": str(data / "assignments.parquet"),
+            "events": str(data / "events.parquet"),
+        },
+        "experiment": "bench_checklist",
+        "control": "control",
+        "variants": {"control": 0.5, "treatment": 0.5},
+        "metrics": METRICS,
+        "segments": segments,
+    }
+    params = validate_parameters("experiment_readout", raw, root=data)
+    t1 = time.perf_counter()
+    run = NotebookRun({"_workbench": {"root": str(data)}})
+    tables = run.load_tables(params)
+    t2 = time.perf_counter()
+    result = experiment_readout(tables, params)
+    t3 = time.perf_counter()
+    return {
+        "validate_s": round(t1 - t0, 2),
+        "load_s": round(t2 - t1, 2),
+        "analysis_s": round(t3 - t2, 2),
+        "total_s": round(t3 - t0, 2),
+        "peak_mib": round(peak_mib()),
+        "comparisons": len(result.tables["metrics"]),
+        "verdict": result.decision.verdict,
+        "exposed": int(result.tables["srm"]["users"].sum()),
+    }
+
+
+def ensure_data(users: int, data: Path) -> dict:
+    """Generate the benchmark data unless a matching copy is already there."""
+    from experiment_bench_data import generate
+
+    manifest = data / "manifest.json"
+    if manifest.exists() and json.loads(manifest.read_text()).get("users") == users:
+        return json.loads(manifest.read_text())
+    return generate(users, data)
+
+
+def main() -> None:
+    """Command line: generate (once), run the readout in a fresh process, print a table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=10_000_000)
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--segments", default="plan", help="comma-separated, '' for none")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    data = args.data or Path(f"/tmp/bench_experiment_{args.users}")
+    segments = [s for s in args.segments.split(",") if s]
+    if args.child:
+        print(json.dumps(readout(data, segments)))
+        return
+    manifest = ensure_data(args.users, data)
+    print(
+        f"data: {manifest['rows']['assignments']:,} assignments, "
+        f"{manifest['rows']['events']:,} events"
+    )
+    child = subprocess.run(
+        [sys.executable, __file__, "--child", "--data", str(data), "--segments", args.segments],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+    )
+    if child.returncode != 0:
+        sys.exit(child.stderr)
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    print(
+        f"{'users':>12} {'metrics':>7} {'load s':>7} {'analysis s':>10} {'total s':>8} "
+        f"{'peak MiB':>9}"
+    )
+    print(
+        f"{args.users:>12,} {len(METRICS):>7} {result['load_s']:>7} {result['analysis_s']:>10} "
+        f"{result['total_s']:>8} {result['peak_mib']:>9,}"
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
