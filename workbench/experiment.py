@@ -372,7 +372,8 @@ class ExperimentReadout(AnalysisResult):
     def time_chart(self, metric: str | None = None, variant: str | None = None) -> alt.Chart:
         """Cumulative relative effect by day since the start, with its CI band."""
         daily = self.tables["daily"]
-        metric = metric or self.metric_names[0]
+        shown = list(dict.fromkeys(daily["metric"]))
+        metric = metric if metric in shown else shown[0]
         frame = daily[daily["metric"] == metric]
         if variant is not None:
             frame = frame[frame["variant"] == variant]
@@ -741,11 +742,13 @@ def _trend(
     end: pd.Timestamp | None,
 ) -> pd.DataFrame:
     """Cumulative effect as of each day since the start (unadjusted, no CUPED)."""
+    roles = {m.name: m.role for m in params.metrics}
+    shown = [d for d in definitions if params.time_view == "all" or roles[d.name] == "primary"]
     by_day = daily_stats(
         assignments,
         events,
         params.experiment,
-        definitions,
+        shown,
         start=_data_start(params),
         end=end,
         caps=stats.caps,
@@ -1068,9 +1071,10 @@ def _method(
             f"about {n * params.alpha:.0f} would look significant by chance alone."
         )
     items.append(
-        "Time view: the cumulative effect as a readout would have shown it at the end of each day "
-        "since the start (unadjusted); a trend that fades suggests novelty, one that drifts "
-        "suggests a changing population."
+        f"Time view ({'every metric' if params.time_view == 'all' else 'primary metrics'}): the "
+        "cumulative effect as a readout would have shown it at the end of each day since the "
+        "start (unadjusted); a trend that fades suggests novelty, one that drifts suggests a "
+        "changing population."
     )
     return items
 

@@ -244,17 +244,24 @@ def _amount(t: ibis.Table, names: tuple[str, ...], prop: str | None) -> ibis.Val
     return ibis.ifelse(t.event.isin(list(names)), value, 0.0)
 
 
+def _microseconds(days: float) -> int:
+    return int(round(days * _DAY_S)) * 1_000_000
+
+
+def _with_offset(joined: ibis.Table) -> ibis.Table:
+    """Joined rows with the event's offset from exposure in µs, computed once for all metrics."""
+    return joined.mutate(offset_us=joined.timestamp.delta(joined.exposed_at, unit="microsecond"))
+
+
 def _post(t: ibis.Table, metric: MetricDefinition) -> ibis.Value:
-    inside = t.timestamp >= t.exposed_at
+    inside = t.offset_us >= 0
     if metric.window_days is not None:
-        inside &= t.timestamp < t.exposed_at + _seconds(metric.window_days)
+        inside &= t.offset_us < _microseconds(metric.window_days)
     return inside
 
 
 def _pre(t: ibis.Table, metric: MetricDefinition) -> ibis.Value:
-    return (t.timestamp < t.exposed_at) & (
-        t.timestamp >= t.exposed_at - _seconds(metric.covariate_days)
-    )
+    return (t.offset_us < 0) & (t.offset_us >= -_microseconds(metric.covariate_days))
 
 
 def _joined(
@@ -270,7 +277,7 @@ def _joined(
     if all(m.window_days is not None for m in metrics):
         horizon = max(m.window_days for m in metrics)
         predicates.append(ev.timestamp < users.exposed_at + _seconds(horizon))
-    return users.left_join(ev, predicates)
+    return _with_offset(users.left_join(ev, predicates))
 
 
 def _value_columns(t: ibis.Table, metrics: Sequence[MetricDefinition]) -> dict[str, ibis.Value]:
@@ -563,7 +570,7 @@ def daily_stats(
     if all(m.window_days is not None for m in metrics):
         horizon = max(m.window_days for m in metrics)
         predicates.append(ev.timestamp < users.exposed_at + _seconds(horizon))
-    joined = users.join(ev, predicates)
+    joined = _with_offset(users.join(ev, predicates))
     increments = {}
     for i, m in enumerate(metrics):
         post = _post(joined, m)

@@ -229,6 +229,7 @@ class ExperimentReadoutParameters(CommonParameters):
     target_effect: float = Field(default=0.05, gt=0)
     chance_to_beat: bool = False
     segment_top: int = Field(default=10, ge=1, le=50)
+    time_view: Literal["primary", "all"] = "primary"
 
     @field_validator("variants")
     @classmethod
