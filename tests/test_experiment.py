@@ -478,6 +478,9 @@ def test_unknown_variants_in_a_parameter_file_are_reported_before_any_kernel(
         validate_parameters("experiment_readout", raw, root=tmp_path)
     assert "variant(s) ['wider', 'narrow'] have no assignments" in str(info.value)
     assert "the data has ['control', 'treatment', 'wide']" in str(info.value)
+    raw["variants"] = {"control": 0.5, "treatment": 0.5}
+    with pytest.raises(ParameterError, match=r"the data has variant\(s\) \['wide'\]"):
+        validate_parameters("experiment_readout", raw, root=tmp_path)
     raw["experiment"] = "nope"
     with pytest.raises(ParameterError, match="experiment 'nope' has no assignments"):
         validate_parameters("experiment_readout", raw, root=tmp_path)
@@ -589,3 +592,13 @@ def test_fixed_readout_before_the_planned_end_warns(frames, tmp_path) -> None:
     early = next(c for c in result.checks if c.name == "fixed horizon before the planned end")
     assert early.status == "warn" and "2026-12-31" in early.detail
     assert result.decision.verdict != "ship"
+
+
+def test_exposure_is_the_assignments_source_given_once(frames, tmp_path) -> None:
+    events_only = {"events": frames["events"]}
+    params = parameters(events_only, tmp_path, exposure=frames["assignments"])
+    assert set(params.sources) == {"events", "assignments"}
+    with pytest.raises(ParameterError, match="give the assignments once"):
+        parameters(frames, tmp_path, exposure=frames["assignments"])
+    with pytest.raises(ParameterError, match="no assignments: set 'exposure'"):
+        parameters(events_only, tmp_path)

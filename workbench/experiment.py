@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 from ibis import _
 
-from workbench.contracts import conform
 from workbench.experiment_data import (
     ExperimentDataError,
     ExperimentStats,
@@ -579,9 +578,7 @@ def experiment_readout(
     tables: dict[str, ibis.Table], params: ExperimentReadoutParameters
 ) -> ExperimentReadout:
     """Read out an experiment: trust checks, each variant against control, and a decision."""
-    assignments = tables[params.exposure]
-    if params.exposure != "assignments":
-        assignments, _notes = conform(assignments, "assignments")
+    assignments = tables["assignments"]
     events = tables["events"]
     end = _data_end(params)
     definitions = [metric_definition(m) for m in params.metrics]

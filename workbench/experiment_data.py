@@ -683,10 +683,17 @@ def planned_variants_missing(
             f"experiment {experiment!r} has no assignments in {Path(path).name}; experiments "
             f"found: {sorted(map(str, others['e'].dropna()))}"
         ]
+    problems = []
     unknown = [v for v in variants if v not in seen]
     if unknown:
-        return [
+        problems.append(
             f"variant(s) {unknown} have no assignments in experiment {experiment!r}; "
             f"the data has {sorted(seen)}"
-        ]
-    return []
+        )
+    unplanned = sorted(seen - set(variants))
+    if unplanned:
+        problems.append(
+            f"the data has variant(s) {unplanned} in experiment {experiment!r} that 'variants' "
+            "does not plan (give each a planned share)"
+        )
+    return problems

@@ -213,12 +213,11 @@ class ExperimentReadoutParameters(CommonParameters):
 
     analysis: ClassVar[str] = "experiment_readout"
     required_tables: ClassVar[tuple[str, ...]] = ("events",)
-    optional_tables: ClassVar[tuple[str, ...]] = ("assignments", "users")
+    optional_tables: ClassVar[tuple[str, ...]] = ("assignments",)
 
     experiment: str = Field(min_length=1)
     control: str = Field(min_length=1)
     variants: dict[str, float] = Field(min_length=2)
-    exposure: str = "assignments"
     metrics: list[ExperimentMetric] = Field(min_length=1)
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     power: float = Field(default=0.8, gt=0, lt=1)
@@ -230,6 +229,23 @@ class ExperimentReadoutParameters(CommonParameters):
     chance_to_beat: bool = False
     segment_top: int = Field(default=10, ge=1, le=50)
     time_view: Literal["primary", "all"] = "primary"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exposure_source(cls, value: Any) -> Any:
+        """`exposure` is the assignments source: another way to write `sources.assignments`."""
+        if not isinstance(value, dict) or value.get("exposure") is None:
+            if isinstance(value, dict):
+                value = {k: v for k, v in value.items() if k != "exposure"}
+            return value
+        value = dict(value)
+        exposure = value.pop("exposure")
+        sources = value.get("sources")
+        if isinstance(sources, dict):
+            if "assignments" in sources:
+                raise ValueError("give the assignments once: 'exposure' or sources.assignments")
+            value["sources"] = {**sources, "assignments": exposure}
+        return value
 
     @field_validator("variants")
     @classmethod
@@ -260,16 +276,16 @@ class ExperimentReadoutParameters(CommonParameters):
             problems.append(
                 f"control {self.control!r} is not one of the variants {sorted(self.variants)}"
             )
-        if self.exposure not in self.sources:
+        if "assignments" not in self.sources:
             problems.append(
-                f"exposure {self.exposure!r} is not a table in 'sources' {sorted(self.sources)}"
+                "no assignments: set 'exposure' (the assignments source) or sources.assignments"
             )
         if self.inference == "sequential" and self.planned_users is None:
             problems.append(
                 "inference 'sequential' needs 'planned_users' (the planned number of assigned "
                 "users, fixed before the experiment starts)"
             )
-        if not problems and self.exposure in self.sources:
+        if not problems:
             root = (info.context or {}).get("root")
             problems += _unknown_variants(self, root)
         if problems:
@@ -279,10 +295,10 @@ class ExperimentReadoutParameters(CommonParameters):
 
 def _unknown_variants(params: ExperimentReadoutParameters, root: Path | None) -> list[str]:
     """Planned variants with no assignment in a local file source (cheap check before a kernel)."""
-    spec = params.sources[params.exposure]
+    spec = params.sources["assignments"]
     if root is None or spec.path is None:
         return []
-    mapping = params.columns.get(params.exposure, {})
+    mapping = params.columns.get("assignments", {})
     return planned_variants_missing(
         resolve_path(spec.path, root),
         spec.format,
