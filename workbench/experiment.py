@@ -479,8 +479,22 @@ class ExperimentReadout(AnalysisResult):
                 "CUPED variance reduction": [
                     f"{v:.0%}" if np.isfinite(v) else "–" for v in m["variance_reduction"]
                 ],
-                "MDE (80% power)": [
-                    f"{v:.1%}" if np.isfinite(v) else "–" for v in m["mde_relative"]
+                "without CUPED": [
+                    f"{_pct(e)} ({_pct(lo)} to {_pct(hi)})" if cuped else "–"
+                    for e, lo, hi, cuped in zip(
+                        m["relative_effect_unadjusted"],
+                        m["relative_ci_low_unadjusted"],
+                        m["relative_ci_high_unadjusted"],
+                        m["cuped"],
+                        strict=True,
+                    )
+                ],
+                "MDE (power)": [f"{v:.1%}" if np.isfinite(v) else "–" for v in m["mde_relative"]],
+                "users still needed": [
+                    f"{v:,.0f}" if np.isfinite(v) and v > 0 else "–" for v in m["n_additional"]
+                ],
+                "guardrail (margin; worst plausible)": [
+                    _guardrail_cell(r) for _, r in m.iterrows()
                 ],
                 "outcome": m["outcome"],
             }
@@ -505,6 +519,15 @@ class ExperimentReadout(AnalysisResult):
             for i, d in enumerate(decisions)
         ]
         return out
+
+
+def _guardrail_cell(row: pd.Series) -> str:
+    if row["role"] != "guardrail" or not np.isfinite(row["margin"]):
+        return "–"
+    if row["margin_type"] == "relative":
+        sign = "−" if row["direction"] == "increase" else "+"
+        return f"{sign}{row['margin']:.1%}; {_pct(row['ni_bound'])}"
+    return f"{row['margin']:g} absolute; {row['ni_bound']:+.4g}"
 
 
 def _outcome_scale() -> alt.Scale:
