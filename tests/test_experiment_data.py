@@ -312,6 +312,23 @@ def test_segment_statistics_top_k_and_other(data: dict, result) -> None:
     assert len(per_segment) == len(METRICS) * 3 * 2
 
 
+def test_one_pass_segments_equal_the_separate_segment_statistics(data: dict, result) -> None:
+    a, e = data["tables"]
+    a = a.mutate(tier=ibis.ifelse(a.user_id < "u0100", "early", "late"))
+    merged = experiment_stats(a, e, "checklist", METRICS, segments=["plan", "tier"], top_k=2)
+    pd.testing.assert_frame_equal(merged.stats, result.stats)
+    assert merged.arms.equals(result.arms)
+    for column in ("plan", "tier"):
+        separate = segment_stats(a, e, "checklist", METRICS, column, top_k=2, caps=result.caps)
+        mine = merged.segments[merged.segments["segment_column"] == column]
+        pd.testing.assert_frame_equal(
+            mine.drop(columns="segment_column").reset_index(drop=True),
+            separate.reset_index(drop=True),
+            check_exact=False,
+            rtol=1e-12,
+        )
+
+
 def test_definition_and_data_mistakes_raise_clear_errors(data: dict) -> None:
     a, e = data["tables"]
     for kwargs, match in [

@@ -24,7 +24,6 @@ from workbench.experiment_data import (
     MetricDefinition,
     daily_stats,
     experiment_stats,
-    segment_stats,
 )
 from workbench.experiment_stats import (
     SRM_THRESHOLD,
@@ -606,7 +605,15 @@ def experiment_readout(
     end = _data_end(params)
     definitions = [metric_definition(m) for m in params.metrics]
     plans = {m.name: metric_plan(m) for m in params.metrics}
-    stats = experiment_stats(assignments, events, params.experiment, definitions, end=end)
+    stats = experiment_stats(
+        assignments,
+        events,
+        params.experiment,
+        definitions,
+        end=end,
+        segments=params.segments,
+        top_k=params.segment_top,
+    )
     _check_variants(stats, params)
 
     srm = stats.srm(params.variants)
@@ -643,7 +650,7 @@ def experiment_readout(
     )
 
     daily = _trend(assignments, events, params, definitions, stats, end)
-    segments = _segments(assignments, events, params, definitions, stats, end)
+    segments = _segments(stats, params)
     checks = _checks(stats, params, srm, srm_table, metrics, events, definitions, end, early)
     window = {
         "start": _iso(stats.first_exposure),
@@ -786,38 +793,18 @@ def _trend(
     return compared[list(TREND_COLUMNS)].reset_index(drop=True)
 
 
-def _segments(
-    assignments: ibis.Table,
-    events: ibis.Table,
-    params: ExperimentReadoutParameters,
-    definitions: list[MetricDefinition],
-    stats: ExperimentStats,
-    end: pd.Timestamp | None,
-) -> pd.DataFrame:
+def _segments(stats: ExperimentStats, params: ExperimentReadoutParameters) -> pd.DataFrame:
     """Each variant against control within the top segment values (exploratory, unadjusted)."""
-    parts = []
-    for column in params.segments:
-        by_segment = segment_stats(
-            assignments,
-            events,
-            params.experiment,
-            definitions,
-            column,
-            top_k=params.segment_top,
-            end=end,
-            caps=stats.caps,
-        )
-        compared = compare_to_control(
-            by_segment,
-            control=params.control,
-            alpha=params.alpha,
-            keys=("metric", "segment"),
-            cuped=False,
-        )
-        parts.append(compared.assign(segment_column=column))
-    if not parts:
+    if stats.segments is None:
         return pd.DataFrame(columns=list(SEGMENT_COLUMNS))
-    return pd.concat(parts, ignore_index=True)[list(SEGMENT_COLUMNS)]
+    compared = compare_to_control(
+        stats.segments,
+        control=params.control,
+        alpha=params.alpha,
+        keys=("segment_column", "metric", "segment"),
+        cuped=False,
+    )
+    return compared[list(SEGMENT_COLUMNS)].reset_index(drop=True)
 
 
 def _checks(

@@ -113,6 +113,7 @@ class ExperimentStats:
     caps: dict[str, dict[str, float]] = field(default_factory=dict)
     first_exposure: pd.Timestamp | None = None
     last_exposure: pd.Timestamp | None = None
+    segments: pd.DataFrame | None = None
 
     def srm(self, planned_split: Mapping[str, float]) -> SrmResult:
         """Sample ratio mismatch of the exposed users against the planned split by variant."""
@@ -148,23 +149,34 @@ def _timestamp(value: object) -> ibis.Value:
 
 
 def _assignment_users(
-    assignments: ibis.Table, experiment: str, *, segment: str | None, end: object
+    assignments: ibis.Table,
+    experiment: str,
+    *,
+    segment: str | None,
+    end: object,
+    segment_columns: Sequence[str] = (),
 ) -> ibis.Table:
-    """One row per assigned user: variant count, first variant, first exposure (and segment)."""
+    """One row per assigned user: variant count, first variant, first exposure (and segments).
+
+    `segment` gives a column named "segment"; each of `segment_columns` a column "seg{j}".
+    """
     for column in ("user_id", "experiment", "variant", "assigned_at"):
         if column not in assignments.columns:
             raise ExperimentDataError(f"assignments: required column {column!r} missing")
-    if segment is not None and segment not in assignments.columns:
+    wanted = {"segment": segment} if segment is not None else {}
+    wanted |= {f"seg{j}": column for j, column in enumerate(segment_columns)}
+    unknown = [c for c in wanted.values() if c not in assignments.columns]
+    if unknown:
         raise ExperimentDataError(
-            f"segment column {segment!r} not in assignments; found {list(assignments.columns)}"
+            f"segment column(s) {unknown} not in assignments; found {list(assignments.columns)}"
         )
     rows = assignments.filter(_.experiment == experiment, _.user_id.notnull())
     if end is not None:
         rows = rows.filter(_.assigned_at < _timestamp(end))
     extra = {}
-    if segment is not None:
-        value = rows[segment].cast("string").fill_null(MISSING_SEGMENT)
-        extra["segment"] = value.argmin(rows.assigned_at)
+    for name, column in wanted.items():
+        value = rows[column].cast("string").fill_null(MISSING_SEGMENT)
+        extra[name] = value.argmin(rows.assigned_at)
     return rows.group_by("user_id").aggregate(
         variants=_.variant.nunique(),
         variant=_.variant.min(),
@@ -179,9 +191,12 @@ def exposures(
     *,
     segment: str | None = None,
     end: object = None,
+    segment_columns: Sequence[str] = (),
 ) -> ibis.Table:
     """Users exposed to exactly one variant, with their first exposure (an engine expression)."""
-    users = _assignment_users(assignments, experiment, segment=segment, end=end)
+    users = _assignment_users(
+        assignments, experiment, segment=segment, end=end, segment_columns=segment_columns
+    )
     return users.filter(_.variants == 1).drop("variants")
 
 
@@ -310,12 +325,16 @@ def per_user_values(
     *,
     segment: str | None = None,
     end: object = None,
+    segment_columns: Sequence[str] = (),
 ) -> ibis.Table:
     """Engine expression, one row per exposed user: variant, exposed_at, m{i}_y / _d / _x."""
     _check_metrics(metrics, events)
-    users = exposures(assignments, experiment, segment=segment, end=end)
+    users = exposures(
+        assignments, experiment, segment=segment, end=end, segment_columns=segment_columns
+    )
     joined = _joined(users, events, metrics, end)
     keys = ["user_id", "variant", "exposed_at"] + (["segment"] if segment else [])
+    keys += [f"seg{j}" for j in range(len(segment_columns))]
     values = _value_columns(joined, metrics)
     seen = ibis.ifelse(joined.timestamp >= joined.exposed_at, 1, 0).max().fill_null(0)
     return joined.group_by(keys).aggregate(has_events=seen, **values)
@@ -413,9 +432,18 @@ def experiment_stats(
     metrics: Sequence[MetricDefinition],
     *,
     end: object = None,
+    segments: Sequence[str] = (),
+    top_k: int = 10,
 ) -> ExperimentStats:
-    """Per-arm sufficient statistics of every metric, plus assignment and event-quality counts."""
+    """Per-arm sufficient statistics of every metric, plus assignment and event-quality counts.
+
+    With `segments`, the same engine pass also gives the statistics per segment value (the
+    top_k largest values of each column, the rest as "other"), in `ExperimentStats.segments`:
+    per-arm sums are additive, so one GROUP BY over the segment labels serves them all.
+    """
     _check_metrics(metrics, events)
+    if top_k < 1:
+        raise ExperimentDataError("top_k must be at least 1")
     assigned = _assignment_users(assignments, experiment, segment=None, end=end)
     summary = (
         assigned.group_by(["variant", (_.variants > 1).name("multiple")])
@@ -436,14 +464,26 @@ def experiment_stats(
             f"experiment {experiment!r}: every assigned user is in more than one variant"
         )
 
-    per_user = per_user_values(assignments, events, experiment, metrics, end=end)
+    segments = list(segments)
+    per_user = per_user_values(
+        assignments, events, experiment, metrics, end=end, segment_columns=segments
+    )
     caps = _winsor_caps(per_user, metrics)
     per_user = _capped(per_user, caps)
-    wide = (
-        per_user.group_by("variant")
-        .aggregate(n=_.count(), with_events=_.has_events.sum(), **_sums(per_user, metrics))
+    labels = _top_segment_labels(assignments, experiment, segments, top_k, end)
+    relabel = {
+        f"seg{j}": ibis.ifelse(per_user[f"seg{j}"].isin(top), per_user[f"seg{j}"], OTHER_SEGMENT)
+        for j, top in enumerate(labels)
+        if top
+    }
+    labelled = per_user.mutate(**relabel) if relabel else per_user
+    by_label = (
+        labelled.group_by(["variant", *[f"seg{j}" for j in range(len(segments))]])
+        .aggregate(n=_.count(), with_events=_.has_events.sum(), **_sums(labelled, metrics))
         .execute()
     )
+    sums = [c for c in by_label.columns if c == "n" or c == "with_events" or "__sum_" in c]
+    wide = by_label.groupby("variant", as_index=False)[sums].sum()
     arms = (
         wide[["variant", "n", "with_events"]]
         .rename(columns={"n": "users"})
@@ -460,7 +500,51 @@ def experiment_stats(
         caps=_caps_by_metric(caps, metrics),
         first_exposure=pd.Timestamp(clean["first"].min()),
         last_exposure=pd.Timestamp(clean["last"].max()),
+        segments=_segment_frames(by_label, sums, segments, labels, metrics),
     )
+
+
+def _top_segment_labels(
+    assignments: ibis.Table, experiment: str, segments: list[str], top_k: int, end: object
+) -> list[list[str]]:
+    """The top_k most common values of each segment column among exposed users."""
+    if not segments:
+        return []
+    users = exposures(assignments, experiment, end=end, segment_columns=segments)
+    labels = []
+    for j in range(len(segments)):
+        ranked = (
+            users.group_by(f"seg{j}")
+            .aggregate(users=_.count())
+            .order_by([ibis.desc("users"), f"seg{j}"])
+            .limit(top_k)
+            .execute()
+        )
+        labels.append([str(s) for s in ranked[f"seg{j}"]])
+    return labels
+
+
+def _segment_frames(
+    by_label: pd.DataFrame,
+    sums: list[str],
+    segments: list[str],
+    labels: list[list[str]],
+    metrics: Sequence[MetricDefinition],
+) -> pd.DataFrame | None:
+    """Per segment column, the statistics per (segment value, variant), summed over the rest."""
+    if not segments:
+        return None
+    parts = []
+    for j, column in enumerate(segments):
+        wide = by_label.groupby([f"seg{j}", "variant"], as_index=False)[sums].sum()
+        part = _long(wide.rename(columns={f"seg{j}": "segment"}), metrics, ["segment", "variant"])
+        rank = {s: i for i, s in enumerate([*labels[j], OTHER_SEGMENT])}
+        part["segment_rank"] = part["segment"].map(rank).astype("int64")
+        part = part.sort_values(
+            ["segment_rank", "metric", "variant"], kind="stable", key=_metric_order(metrics)
+        )
+        parts.append(part.assign(segment_column=column))
+    return pd.concat(parts, ignore_index=True)
 
 
 def segment_stats(
