@@ -363,9 +363,23 @@ class ExperimentReadout(AnalysisResult):
         zero = (
             alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(color="#9aa5b1").encode(x="zero:Q")
         )
-        return alt.layer(zero, bars, points, title="Effects by metric and variant").properties(
-            height=alt.Step(28)
+        guard = frame[(frame["role"] == "guardrail") & (frame["margin_type"] == "relative")].copy()
+        guard["margin_at"] = np.where(guard["direction"] == "decrease", 1, -1) * guard["margin"]
+        margins = (
+            alt.Chart(guard)
+            .mark_tick(color="#a4262c", thickness=2, size=18)
+            .encode(
+                x="margin_at:Q",
+                y=alt.Y("comparison:N", sort=order),
+                tooltip=[
+                    alt.Tooltip("metric:N"),
+                    alt.Tooltip("margin_at:Q", title="Non-inferiority margin", format="+.1%"),
+                ],
+            )
         )
+        return alt.layer(
+            zero, margins, bars, points, title="Effects by metric and variant"
+        ).properties(height=alt.Step(28))
 
     def time_chart(self, metric: str | None = None, variant: str | None = None) -> alt.Chart:
         """Cumulative relative effect by day since the start, with its CI band."""
