@@ -650,6 +650,9 @@ def daily_stats(
 
     # Per (user, day) increments of each metric's numerator and denominator in its window.
     ev = _events(events, metrics, end)
+    ev = ev.filter(
+        ev.event.isin(sorted({e for m in metrics for e in (*m.events, *m.denominator_events)}))
+    )
     predicates = [users.user_id == ev.ev_user, ev.timestamp >= users.exposed_at]
     if all(m.window_days is not None for m in metrics):
         horizon = max(m.window_days for m in metrics)
