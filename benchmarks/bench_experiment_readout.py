@@ -118,6 +118,11 @@ def readout(data: Path, segments: list[str]) -> dict:
         "peak_mib": round(peak_mib()),
         "comparisons": len(result.tables["metrics"]),
         "verdict": result.decision.verdict,
+        "outcomes": dict(
+            zip(
+                result.tables["metrics"]["metric"], result.tables["metrics"]["outcome"], strict=True
+            )
+        ),
         "exposed": int(result.tables["srm"]["users"].sum()),
     }
 

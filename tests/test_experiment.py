@@ -602,3 +602,31 @@ def test_exposure_is_the_assignments_source_given_once(frames, tmp_path) -> None
         parameters(frames, tmp_path, exposure=frames["assignments"])
     with pytest.raises(ParameterError, match="no assignments: set 'exposure'"):
         parameters(events_only, tmp_path)
+
+
+def test_explore_controls_switch_metric_variant_and_segment(readout, monkeypatch) -> None:
+    import ipywidgets
+
+    from workbench.interactive import explore
+
+    monkeypatch.delenv("WORKBENCH_SCHEDULED", raising=False)
+    shown = []
+
+    def view(**picked):
+        shown.append(picked)
+        return readout.explore_view(**picked)
+
+    panel = explore(
+        view,
+        metric=readout.metric_names,
+        variant=readout.variant_names,
+        segment=readout.segment_columns,
+    )
+    assert isinstance(panel, ipywidgets.interactive)
+    assert [w.description for w in panel.kwargs_widgets] == ["Metric", "Variant", "Segment"]
+    metric, variant, _segment = panel.kwargs_widgets
+    metric.value = "sessions"
+    variant.value = "wide"
+    assert shown[-1] == {"metric": "sessions", "variant": "wide", "segment": "plan"}
+    chart = readout.explore_view(**shown[-1]).to_dict()
+    assert "sessions by plan" in json.dumps(chart)
