@@ -36,7 +36,7 @@ from workbench.parameters import ExperimentMetric, ExperimentReadoutParameters
 from workbench.readout import Section
 from workbench.results import AnalysisResult, Check, KeyNumber
 
-VERDICTS = ("ship", "don't ship", "inconclusive", "invalid")
+ROLE_ORDER = {"primary": 0, "guardrail": 1, "secondary": 2}
 VERDICT_BADGE = {
     "ship": "ok",
     "don't ship": "failed",
@@ -191,7 +191,7 @@ def _metric_reason(row: pd.Series, alpha: float, sequential: bool) -> str:
         more = row.get("n_additional")
         extra = f"; about {more:,.0f} more users are needed" if np.isfinite(more) else ""
         text += (
-            f"; underpowered: the smallest effect this sample detects at 80% power is "
+            f"; underpowered: the smallest effect this sample can detect (MDE) is "
             f"{mde_rel:.1%}, above the {target:.1%} target{extra}"
         )
     return text + "."
@@ -224,7 +224,8 @@ def decide(
     for variant, rows in metrics.groupby("variant", sort=False):
         primary = rows[rows["role"] == "primary"]
         guard = rows[rows["role"] == "guardrail"]
-        reasons = [_metric_reason(r, alpha, sequential) for _, r in rows.iterrows()]
+        ordered = rows.sort_values("role", key=lambda r: r.map(ROLE_ORDER), kind="stable")
+        reasons = [_metric_reason(r, alpha, sequential) for _, r in ordered.iterrows()]
         if srm_failed:
             verdict = "invalid"
             reasons.insert(0, srm_reason)
