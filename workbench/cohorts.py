@@ -2103,9 +2103,9 @@ def cohort_adoption(
 ) -> CohortAdoption:
     """Run every cohort computation over one per-unit table and collect the result frames.
 
-    tables: retention, average_retention, adoption (by cohort), adoption_summary,
-    time_to_adopt, breadth, stickiness (weekly DAU/MAU), daily_active, active_days, lifecycle,
-    segments.
+    tables: retention, average_retention, segment_retention (the average curve of each value of
+    each segment column), adoption (by cohort), adoption_summary, time_to_adopt, breadth,
+    stickiness (weekly DAU/MAU), daily_active, active_days, lifecycle, segments.
     """
     with cohort_activity(users, events, **settings) as act:
         s = act.settings
@@ -2124,6 +2124,7 @@ def cohort_adoption(
             "daily_active": sticky.daily,
             "active_days": sticky.active_days,
         }
+        tables["segment_retention"] = _segment_retention(act)
         periods = [n for n in at_periods if n <= s.periods]
         if s.segments and not act.calendar.empty and periods:
             tables["segments"] = segment_comparison(act, at_periods=periods, correction=correction)
@@ -2131,3 +2132,26 @@ def cohort_adoption(
             tables["segments"] = pd.DataFrame(columns=SEGMENT_COLUMNS)
         checks = cohort_checks(act)
         return CohortAdoption(tables, checks, act.calendar, s)
+
+
+SEGMENT_RETENTION_COLUMNS = [
+    "segment",
+    "value",
+    "period",
+    "n_cohorts",
+    "cohort_size",
+    "retained",
+    "rate",
+]
+
+
+def _segment_retention(act: CohortActivity) -> pd.DataFrame:
+    """The average retention curve of every value of every segment column, stacked."""
+    parts = []
+    for column in act.settings.segments:
+        curve = average_retention(retention_matrix(act, by=column), by=column)
+        curve = curve.rename(columns={column: "value"}).assign(segment=column)
+        parts.append(curve.astype({"value": "object"}))
+    if not parts:
+        return pd.DataFrame(columns=SEGMENT_RETENTION_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[SEGMENT_RETENTION_COLUMNS]

@@ -7,7 +7,7 @@ import glob
 import os
 import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -159,7 +159,67 @@ class DataOverviewParameters(CommonParameters):
     top_events: int = Field(default=10, ge=1, le=100)
 
 
-SCHEMAS: dict[str, type[CommonParameters]] = {"data_overview": DataOverviewParameters}
+WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class CohortAdoptionParameters(CommonParameters):
+    """The cohort adoption readout: retention, feature adoption, stickiness, lifecycle."""
+
+    analysis: ClassVar[str] = "cohort_adoption"
+    required_tables: ClassVar[tuple[str, ...]] = ("users", "events")
+
+    unit: Literal["user", "account"] = "user"
+    cohort_by: Literal["signup", "first_activity"] = "signup"
+    period: Literal["day", "week", "month"] = "week"
+    week_start: str = "monday"
+    periods: int = Field(default=12, ge=1, le=366)
+    activity: str | list[str] | None = None
+    retention: Literal["on", "on_or_after"] = "on"
+    min_events: int = Field(default=1, ge=1)
+    features: dict[str, str | list[str]] = Field(default_factory=dict)
+    adoption_window_days: int = Field(default=14, ge=1, le=366)
+    as_of: dt.date | dt.datetime | None = None
+    compare_at: list[int] = Field(default_factory=lambda: [1, 4])
+    correction: Literal["holm", "bh"] = "holm"
+    min_cohort_size: int = Field(default=30, ge=1)
+
+    @field_validator("week_start")
+    @classmethod
+    def _weekday(cls, value: str) -> str:
+        key = value.strip().lower()
+        for name in WEEKDAY_NAMES:
+            if key in (name, name[:3]):
+                return name
+        raise ValueError("must be a weekday name (monday … sunday)")
+
+    @field_validator("activity", "features")
+    @classmethod
+    def _event_names(cls, value: Any) -> Any:
+        lists = value.values() if isinstance(value, dict) else [value]
+        for events in lists:
+            names = [events] if isinstance(events, str) else (events or [])
+            if events is not None and (not names or any(not e.strip() for e in names)):
+                raise ValueError("give an event name or a non-empty list of event names")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CohortAdoptionParameters:
+        problems = [
+            f"compare_at: {n} is outside 1…periods ({self.periods})"
+            for n in self.compare_at
+            if not 1 <= n <= self.periods
+        ]
+        if self.as_of and self.window.end:
+            problems.append("give either as_of or window.end (the end of observation), not both")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+SCHEMAS: dict[str, type[CommonParameters]] = {
+    "data_overview": DataOverviewParameters,
+    "cohort_adoption": CohortAdoptionParameters,
+}
 
 
 def resolve_path(path: str | Path, root: str | Path) -> Path:
