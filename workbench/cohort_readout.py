@@ -26,6 +26,7 @@ STATE_LABELS = {
     "in_progress": "in progress (so far)",
     "not_observable": "not observable yet",
 }
+ADJECTIVES = {"day": "daily", "week": "weekly", "month": "monthly"}
 LIFECYCLE_COLORS = {
     "new": PALETTE[0],
     "returning": PALETTE[2],
@@ -89,7 +90,11 @@ class CohortReadout(AnalysisResult):
             alt.Tooltip("cell:N", title="cell"),
         ]
         n = frame["cohort"].nunique()
-        base = alt.Chart(frame, title=f"Retention by cohort ({self.period_word}ly)").encode(
+        mode = "on or after" if self.settings and self.settings.retention == "on_or_after" else "on"
+        title = (
+            f"{ADJECTIVES.get(self.period_word, '').capitalize()} retention by cohort ('{mode}')"
+        )
+        base = alt.Chart(frame, title=title.strip()).encode(
             x=alt.X("period:O", title=f"{self.period_word.capitalize()}s since the cohort"),
             y=alt.Y("cohort:O", title="Cohort", sort="ascending"),
         )
@@ -511,7 +516,7 @@ def _headline(
         return f"No {noun} joined in the window, so there is no cohort to read."
     joined = "signed up" if s.cohort_by == "signup" else "were first active"
     text = (
-        f"Of {n_units:,} {noun} who {joined} in {n_cohorts} {s.period}ly cohorts "
+        f"Of {n_units:,} {noun} who {joined} in {n_cohorts} {ADJECTIVES[s.period]} cohorts "
         f"({first:%Y-%m-%d} to {last:%Y-%m-%d})"
     )
     rates = [

@@ -192,14 +192,19 @@ class CohortAdoptionParameters(CommonParameters):
                 return name
         raise ValueError("must be a weekday name (monday … sunday)")
 
-    @field_validator("activity", "features")
+    @field_validator("activity")
     @classmethod
-    def _event_names(cls, value: Any) -> Any:
-        lists = value.values() if isinstance(value, dict) else [value]
-        for events in lists:
-            names = [events] if isinstance(events, str) else (events or [])
-            if events is not None and (not names or any(not e.strip() for e in names)):
-                raise ValueError("give an event name or a non-empty list of event names")
+    def _activity_events(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if value is not None and not _event_names(value):
+            raise ValueError("give an event name or a non-empty list of event names")
+        return value
+
+    @field_validator("features")
+    @classmethod
+    def _feature_events(cls, value: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        bad = [name for name, events in value.items() if not _event_names(events)]
+        if bad:
+            raise ValueError(f"feature(s) {bad} need an event name or a non-empty list of names")
         return value
 
     @model_validator(mode="after")
@@ -214,6 +219,11 @@ class CohortAdoptionParameters(CommonParameters):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def _event_names(events: str | list[str]) -> bool:
+    names = [events] if isinstance(events, str) else events
+    return bool(names) and all(name.strip() for name in names)
 
 
 SCHEMAS: dict[str, type[CommonParameters]] = {
