@@ -116,9 +116,12 @@ class CohortReadout(AnalysisResult):
                     domain=list(STATE_LABELS.values()),
                     range=[1.0, 0.45, 1.0],
                 ),
-                legend=alt.Legend(orient="bottom"),
+                legend=None,
             ),
             tooltip=tooltip,
+        )
+        running = base.transform_filter("datum.cell == 'in progress (so far)'").mark_rect(
+            fill=None, stroke="#52606d", strokeDash=[3, 2], strokeWidth=1
         )
         text = base.mark_text(fontSize=10).encode(
             text="label:N",
@@ -127,7 +130,9 @@ class CohortReadout(AnalysisResult):
             ),
             tooltip=tooltip,
         )
-        return (cells + text).properties(height=alt.Step(20) if n else 40, width=alt.Step(44))
+        return (cells + running + text).properties(
+            height=alt.Step(20) if n else 40, width=alt.Step(44)
+        )
 
     def average_curve_chart(self) -> alt.Chart:
         """The weighted average curve over complete cells, labelled with its number of cohorts."""
@@ -375,6 +380,14 @@ class CohortReadout(AnalysisResult):
             )
         )
 
+    def adoption_table(self) -> pd.DataFrame:
+        """Adoption per feature over all cohorts, the columns a PM reads."""
+        columns = ["feature", "events", "eligible", "adopted", "rate", "ci_low", "ci_high"]
+        frame = self.tables["adoption_summary"]
+        return frame[[*columns, "median_days", "repeat_rate"]].rename(
+            columns={"ci_low": "95% CI low", "ci_high": "95% CI high"}
+        )
+
     def segment_table(self) -> pd.DataFrame:
         """The segment comparisons as a PM reads them: rates, difference with CI, adjusted p."""
         frame = self.tables["segments"]
@@ -384,7 +397,9 @@ class CohortReadout(AnalysisResult):
         return pd.DataFrame(
             {
                 "segment": shown["segment"],
-                "metric": shown["metric"] + ": " + shown["detail"],
+                "metric": shown["metric"]
+                + ": "
+                + shown["detail"].str.replace("period", self.period_word, regex=False),
                 "groups": shown["group_a"].astype(str) + " vs " + shown["group_b"].astype(str),
                 "rates": [
                     f"{a:.1%} vs {b:.1%}"
@@ -646,9 +661,9 @@ def _method(s: CohortSettings, at: list[int], params: CohortAdoptionParameters) 
         f"Retention '{s.retention}' period N: {mode}; active means at least {s.min_events} "
         f"activity event(s) ({activity}) in the period. Period 0 is the cohort size.",
         "Cells are complete, in progress (the period overlaps the end of observation; shown "
-        "faded with '…') or not observable (the period starts after it; shown '·', never 0). "
-        "The average curve pools complete cells only, weighted by cohort size; the number on "
-        "each point is how many cohorts are behind it.",
+        "faded and dashed, with '…') or not observable (the period starts after it; shown '·', "
+        "never 0). The average curve pools complete cells only, weighted by cohort size; the "
+        "number on each point is how many cohorts are behind it.",
         f"Adoption: first use of a feature's event(s) within {s.adoption_window_days} days of the "
         "cohort anchor; only units whose window has ended count in the denominator. Time to "
         "first use is a Kaplan–Meier curve (statsmodels) that treats units still inside their "
