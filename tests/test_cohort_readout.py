@@ -13,7 +13,8 @@ from statsmodels.stats.proportion import confint_proportions_2indep, proportion_
 
 from tests.conftest import REPO
 from workbench.cohort_readout import CohortExplorer, cohort_readout, cohort_settings
-from workbench.errors import ParameterError
+from workbench.contracts import conform
+from workbench.errors import DataContractError, ParameterError
 from workbench.parameters import check_parameter_file, validate_parameters
 from workbench.readout import Readout
 
@@ -254,6 +255,24 @@ def test_feature_that_never_occurs_is_flagged():
     summary = result.tables["adoption_summary"].set_index("feature")
     assert summary.loc["ghost", "adopted"] == 0 and summary.loc["ghost", "rate"] == 0
     assert result.status == "warning"
+
+
+def test_timestamps_without_timezone_are_read_as_utc_and_noted():
+    data = frames(20, 20)
+    naive = {name: frame.copy() for name, frame in data.items()}
+    naive["users"]["signup_at"] = naive["users"]["signup_at"].dt.tz_localize(None)
+    naive["events"]["timestamp"] = naive["events"]["timestamp"].dt.tz_localize(None)
+    conformed, notes = {}, []
+    for name, frame in naive.items():
+        table, found = conform(ibis.memtable(frame), name)
+        conformed[name], notes = table, notes + found
+    assert {n.name for n in notes} == {"users: signup_at timezone", "events: timestamp timezone"}
+    result = cohort_readout(conformed, parameters(data))
+    expected, _, _ = run(data)
+    pd.testing.assert_frame_equal(result.tables["retention"], expected.tables["retention"])
+    # without the contract step the engine refuses to guess the zone
+    with pytest.raises(DataContractError, match="no timezone"):
+        cohort_readout({n: ibis.memtable(f) for n, f in naive.items()}, parameters(data))
 
 
 def test_empty_window_gives_a_readout_that_says_so():
