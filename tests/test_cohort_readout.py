@@ -172,11 +172,15 @@ def test_segment_sentence_carries_the_difference_and_its_interval():
         "segment",
         "metric",
         "groups",
-        "rates",
+        "rates (95% CI)",
         "difference (95% CI)",
         "adjusted p",
     ]
-    assert "time_to_adopt" not in " ".join(table["metric"])
+    week1 = table[table["metric"] == "retention: week 1 (on)"].iloc[0]
+    wl, wh = proportion_confint(120, 310, method="wilson")
+    assert week1["rates (95% CI)"].startswith(f"38.7% ({wl:.0%}–{wh:.0%}) vs 70.0%")
+    ranked = table[table["metric"] == "time to adopt: reports"].iloc[0]
+    assert ranked["difference (95% CI)"].startswith("log-rank χ² ")
 
 
 def test_no_significant_difference_is_said_plainly():
@@ -242,6 +246,18 @@ def test_every_chart_is_a_valid_spec():
         assert chart.to_dict()  # a valid Vega-Lite spec
     counts = result.average_curve_chart().to_dict()
     assert "n_cohorts" in json.dumps(counts["layer"][1]["encoding"]["text"])
+
+
+def test_every_segment_column_gets_its_curves():
+    data = frames(20, 20)
+    data["users"]["region"] = np.where(np.arange(len(data["users"])) % 3 == 0, "EU", "<b>US</b>")
+    result, _, _ = run(data, segments=["plan", "region"])
+    both = result.segment_curves_chart().to_dict()
+    assert [json.dumps(c).count("Average retention by") for c in both["vconcat"]] == [1, 1]
+    region = result.segment_curves_chart("region").to_dict()
+    rows = next(iter(region["datasets"].values()))
+    assert {r["value"] for r in rows} == {"EU", "<b>US</b>"}  # escaped by the chart renderer
+    assert set(result.tables["segments"]["segment"]) == {"plan", "region"}
 
 
 # --- bad input through the readout ----------------------------------------------------------------

@@ -178,28 +178,35 @@ class CohortReadout(AnalysisResult):
         )
 
     def segment_curves_chart(self, segment: str | None = None) -> alt.Chart | None:
-        """Average retention curve of each value of a segment column (the first by default)."""
+        """Average retention curve of each value of a segment column (every column by default)."""
         frame = self.tables["segment_retention"]
         if frame.empty:
             return None
-        segment = segment or str(frame["segment"].iloc[0])
-        frame = frame[(frame["segment"] == segment) & frame["rate"].notna()]
-        frame = frame.assign(value=frame["value"].astype(str))
-        return (
-            alt.Chart(frame, title=f"Average retention by {segment}")
-            .mark_line()
-            .encode(
-                x=alt.X("period:Q", title=f"{self.period_word.capitalize()}s since the cohort"),
-                y=alt.Y("rate:Q", title="Retained", axis=alt.Axis(format="%")),
-                color=alt.Color("value:N", title=segment),
-                tooltip=[
-                    alt.Tooltip("value:N", title=segment),
-                    alt.Tooltip("period:Q"),
-                    alt.Tooltip("rate:Q", format=".1%"),
-                    alt.Tooltip("n_cohorts:Q", title="cohorts"),
-                    alt.Tooltip("cohort_size:Q", title="units", format=","),
-                ],
+        columns = [segment] if segment else list(dict.fromkeys(frame["segment"]))
+        charts = []
+        for column in columns:
+            part = frame[(frame["segment"] == column) & frame["rate"].notna()]
+            part = part.assign(value=part["value"].astype(str))
+            charts.append(
+                alt.Chart(part, title=f"Average retention by {column}")
+                .mark_line()
+                .encode(
+                    x=alt.X("period:Q", title=f"{self.period_word.capitalize()}s since the cohort"),
+                    y=alt.Y("rate:Q", title="Retained", axis=alt.Axis(format="%")),
+                    color=alt.Color("value:N", title=column),
+                    tooltip=[
+                        alt.Tooltip("value:N", title=column),
+                        alt.Tooltip("period:Q"),
+                        alt.Tooltip("rate:Q", format=".1%"),
+                        alt.Tooltip("n_cohorts:Q", title="cohorts"),
+                        alt.Tooltip("cohort_size:Q", title="units", format=","),
+                    ],
+                )
             )
+        return (
+            charts[0]
+            if len(charts) == 1
+            else alt.vconcat(*charts).resolve_scale(color="independent")
         )
 
     def adoption_chart(self) -> alt.Chart | None:
@@ -389,34 +396,29 @@ class CohortReadout(AnalysisResult):
         )
 
     def segment_table(self) -> pd.DataFrame:
-        """The segment comparisons as a PM reads them: rates, difference with CI, adjusted p."""
+        """The segment comparisons as a PM reads them: rates with intervals, the difference with
+        its interval (log-rank rows: the test statistic), the adjusted p-value."""
         frame = self.tables["segments"]
         if frame.empty:
             return frame
-        shown = frame[frame["metric"] != "time_to_adopt"]
-        return pd.DataFrame(
-            {
-                "segment": shown["segment"],
-                "metric": shown["metric"]
-                + ": "
-                + shown["detail"].str.replace("period", self.period_word, regex=False),
-                "groups": shown["group_a"].astype(str) + " vs " + shown["group_b"].astype(str),
-                "rates": [
-                    f"{a:.1%} vs {b:.1%}"
-                    for a, b in zip(shown["rate_a"], shown["rate_b"], strict=True)
-                ],
-                "difference (95% CI)": [
-                    _points(d, lo, hi)
-                    for d, lo, hi in zip(
-                        shown["difference"],
-                        shown["diff_ci_low"],
-                        shown["diff_ci_high"],
-                        strict=True,
-                    )
-                ],
-                "adjusted p": [_p(p) for p in shown["p_adjusted"]],
-            }
-        )
+        rows = []
+        for r in frame.to_dict(orient="records"):
+            ranked = r["metric"] == "time_to_adopt"
+            rows.append(
+                {
+                    "segment": r["segment"],
+                    "metric": r["metric"].replace("_", " ")
+                    + ": "
+                    + str(r["detail"]).replace("period", self.period_word),
+                    "groups": f"{r['group_a']} vs {r['group_b']}",
+                    "rates (95% CI)": f"{_rate(r, 'a')} vs {_rate(r, 'b')}",
+                    "difference (95% CI)": f"log-rank χ² {r['statistic']:.1f}"
+                    if ranked
+                    else _points(r["difference"], r["diff_ci_low"], r["diff_ci_high"]),
+                    "adjusted p": _p(r["p_adjusted"]),
+                }
+            )
+        return pd.DataFrame(rows)
 
 
 def cohort_readout(
@@ -737,6 +739,15 @@ def _wilson(x: int, n: int) -> tuple[float | None, float | None]:
 
 def _pname(period: str, n: int) -> str:
     return f"{period.capitalize()} {n}"
+
+
+def _rate(row: dict[str, Any], side: str) -> str:
+    rate, low, high = row[f"rate_{side}"], row[f"ci_low_{side}"], row[f"ci_high_{side}"]
+    if rate is None or pd.isna(rate):
+        return "–"
+    if low is None or pd.isna(low):
+        return f"{rate:.1%}"
+    return f"{rate:.1%} ({low:.0%}–{high:.0%})"
 
 
 def _points(d: float, lo: float, hi: float) -> str:
