@@ -8,7 +8,7 @@ retention mode, feature, segment) in JupyterLab.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import altair as alt
@@ -63,7 +63,6 @@ class CohortReadout(AnalysisResult):
     """Retention, adoption, stickiness, lifecycle and segment comparison, with their charts."""
 
     settings: CohortSettings | None = None
-    compare_at: list[int] = field(default_factory=list)
 
     @property
     def period_word(self) -> str:
@@ -481,7 +480,7 @@ def _readout(
         )
 
     headline = _headline(s, noun, n_units, n_cohorts, first, last, curve, points, top)
-    bullets = _bullets(found, at, curve, noun, done_weeks)
+    bullets = _bullets(found, curve, noun, done_weeks)
     window = {
         "start": first.date().isoformat() if first is not None else None,
         "end": cal.observed_until.date().isoformat()
@@ -514,7 +513,6 @@ def _readout(
         tables=results,
         data_window=window,
         settings=s,
-        compare_at=at,
     )
 
 
@@ -552,7 +550,6 @@ def _headline(
 
 def _bullets(
     found: CohortAdoption,
-    at: list[int],
     curve: pd.DataFrame | None,
     noun: str,
     done_weeks: pd.DataFrame,
