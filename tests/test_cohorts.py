@@ -150,6 +150,12 @@ def test_daily_and_monthly_periods_by_hand():
     assert cells(monthly, "2026-02-01") == [(1, C), (1, C), (0, P), (None, N)]
     after = retention_matrix(users, events, period="month", periods=3, retention="on_or_after")
     assert cells(after, "2026-01-01") == [(1, C), (1, C), (1, C), (1, P)]
+    # on or after: a's April return and b's March 31 count for every earlier day
+    daily_after = retention_matrix(
+        users, events, period="day", periods=3, start="2026-01-30", retention="on_or_after"
+    )
+    assert cells(daily_after, "2026-01-30") == [(1, C), (1, C), (1, C), (1, C)]
+    assert cells(daily_after, "2026-02-02") == [(1, C), (1, C), (1, C), (1, C)]
 
 
 def test_week_boundary_follows_the_configured_week_start():

@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from workbench import charts  # noqa: E402  (registers the Altair theme)
+from workbench.cohort_readout import CohortExplorer, CohortReadout, cohort_readout  # noqa: E402
 from workbench.errors import (  # noqa: E402
     DataContractError,
     ExportError,
@@ -20,6 +21,8 @@ from workbench.results import AnalysisResult, Check, KeyNumber  # noqa: E402
 __all__ = [
     "AnalysisResult",
     "Check",
+    "CohortExplorer",
+    "CohortReadout",
     "DataContractError",
     "ExperimentReadout",
     "ExportError",
@@ -32,6 +35,7 @@ __all__ = [
     "Table",
     "WorkbenchError",
     "charts",
+    "cohort_readout",
     "data_overview",
     "decide",
     "event_trend",

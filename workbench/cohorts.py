@@ -397,23 +397,57 @@ class Calendar:
     words: int
     first_event_day: int | None
 
+    @classmethod
+    def spanning(
+        cls,
+        s: CohortSettings,
+        obs_end_us: int,
+        obs_end_local_us: int,
+        start_day: int,
+        first_event_day: int | None,
+    ) -> Calendar:
+        """The calendar from the first cohort's day to the end of observation, with a bitmask
+        reaching back one period and one MAU window before the first cohort."""
+        ws = int(s.week_start)
+        last_day = (obs_end_local_us - 1) // DAY_US
+        p_first = _period_of(start_day, s.period, ws)
+        p_last = _period_of(last_day, s.period, ws)
+        d0 = min(
+            _period_start_day(p_first - 1, s.period, ws),
+            _period_start_day(p_first, s.period, ws) - (MAU_DAYS - 1),
+        )
+        d0 -= (d0 + 3 - ws) % 7  # align to a week start: weeks never straddle words
+        words = max(1, -(-(last_day - d0 + 1) // BLOCK))
+        if words > MAX_WORDS:
+            raise ParameterError(
+                [
+                    f"start: the window spans {last_day - d0 + 1:,} days from "
+                    f"{_day_to_date(d0)}; at most {MAX_WORDS * BLOCK:,} are supported — set "
+                    "start (or as_of) to a shorter window"
+                ],
+                source="cohort settings",
+            )
+        return cls(
+            s.period,
+            ws,
+            s.timezone,
+            obs_end_us,
+            obs_end_local_us,
+            p_first,
+            p_last,
+            d0,
+            words,
+            first_event_day,
+        )
+
     # Python-side period arithmetic on local day numbers
     def period_of(self, day: int) -> int:
         """The period number of a local day."""
-        if self.period == "day":
-            return day
-        if self.period == "week":
-            return (day + 3 - self.week_start) // 7
-        d = _day_to_date(day)
-        return d.year * 12 + d.month - 1
+        return _period_of(day, self.period, self.week_start)
 
     def start_day(self, p: int) -> int:
         """The first local day of period `p`."""
-        if self.period == "day":
-            return p
-        if self.period == "week":
-            return 7 * p - 3 + self.week_start
-        return _date_to_day(date(p // 12, p % 12 + 1, 1))
+        return _period_start_day(p, self.period, self.week_start)
 
     def end_day(self, p: int) -> int:
         """The first local day after period `p`."""
@@ -450,6 +484,25 @@ class Calendar:
     def observed_until(self) -> pd.Timestamp:
         """The end of observation as local wall-clock time (naive)."""
         return pd.Timestamp(self.obs_end_local_us, unit="us")
+
+
+def _period_of(day: int, period: Period, week_start: int) -> int:
+    """The period number of a local day number (Python side)."""
+    if period == "day":
+        return day
+    if period == "week":
+        return (day + 3 - week_start) // 7
+    d = _day_to_date(day)
+    return d.year * 12 + d.month - 1
+
+
+def _period_start_day(p: int, period: Period, week_start: int) -> int:
+    """The first local day number of period `p` (Python side)."""
+    if period == "day":
+        return p
+    if period == "week":
+        return 7 * p - 3 + week_start
+    return _date_to_day(date(p // 12, p % 12 + 1, 1))
 
 
 def _period_expr(day: ibis.Value, period: Period, week_start: int) -> ibis.Value:
@@ -708,49 +761,13 @@ def cohort_activity(users: ibis.Table, events: ibis.Table, **settings: Any) -> C
             source="cohort settings",
         )
     first_event_day = clock.local_day_of(ev_lo) if ev_lo is not None else None
-    cal = Calendar(
-        s.period,
-        int(s.week_start),
-        s.timezone,
-        obs_end_us,
-        obs_end_local_us,
-        0,
-        -1,
-        0,
-        1,
-        first_event_day,
-    )
     last_day = (obs_end_local_us - 1) // DAY_US
     if start is not None:
         start_day = _date_to_day(start)
     else:
-        start_day = _default_start(s, cal, us_lo, clock, last_day)
-    p_first = cal.period_of(start_day)
-    p_last = cal.period_of((obs_end_local_us - 1) // DAY_US)
-    d0 = min(cal.start_day(p_first - 1), cal.start_day(p_first) - (MAU_DAYS - 1))
-    d0 -= (d0 + 3 - int(s.week_start)) % 7  # align to a week start: weeks never straddle words
-    words = max(1, -(-(last_day - d0 + 1) // BLOCK))
-    if words > MAX_WORDS:
-        raise ParameterError(
-            [
-                f"start: the window spans {last_day - d0 + 1:,} days from "
-                f"{_day_to_date(d0)}; at most {MAX_WORDS * BLOCK:,} are supported — set start "
-                "(or as_of) to a shorter window"
-            ],
-            source="cohort settings",
-        )
-    cal = Calendar(
-        s.period,
-        int(s.week_start),
-        s.timezone,
-        obs_end_us,
-        obs_end_local_us,
-        p_first,
-        p_last,
-        d0,
-        words,
-        first_event_day,
-    )
+        start_day = _default_start(s, first_event_day, us_lo, clock, last_day)
+    cal = Calendar.spanning(s, obs_end_us, obs_end_local_us, start_day, first_event_day)
+    p_first, p_last = cal.p_first, cal.p_last
     mark_words = max(1, -(-(p_last - (p_first - 1) + 1) // BLOCK)) if s.min_events > 1 else 0
 
     store = _TempTables(backend)
@@ -783,17 +800,23 @@ def cohort_activity(users: ibis.Table, events: ibis.Table, **settings: Any) -> C
 
 
 def _default_start(
-    s: CohortSettings, cal: Calendar, first_signup_us: int | None, clock: _Clock, last_day: int
+    s: CohortSettings,
+    event_day: int | None,
+    first_signup_us: int | None,
+    clock: _Clock,
+    last_day: int,
 ) -> int:
-    """The first signup's day, unless that is more than one period before the first event
+    """The first signup's day, unless that is more than one period before the first event's day
     (old users in a recent event log): then the first event's day. Cohorts by first activity
     start at the first event."""
-    event_day = cal.first_event_day
     if s.cohort_by == "first_activity" or first_signup_us is None:
         day = event_day if event_day is not None else last_day
     else:
         day = clock.local_day_of(first_signup_us)
-        if event_day is not None and cal.period_of(day) < cal.period_of(event_day) - 1:
+        ws = int(s.week_start)
+        if event_day is not None and _period_of(day, s.period, ws) < (
+            _period_of(event_day, s.period, ws) - 1
+        ):
             day = event_day
     return min(day, last_day)
 
@@ -2103,9 +2126,9 @@ def cohort_adoption(
 ) -> CohortAdoption:
     """Run every cohort computation over one per-unit table and collect the result frames.
 
-    tables: retention, average_retention, adoption (by cohort), adoption_summary,
-    time_to_adopt, breadth, stickiness (weekly DAU/MAU), daily_active, active_days, lifecycle,
-    segments.
+    tables: retention, average_retention, segment_retention (the average curve of each value of
+    each segment column), adoption (by cohort), adoption_summary, time_to_adopt, breadth,
+    stickiness (weekly DAU/MAU), daily_active, active_days, lifecycle, segments.
     """
     with cohort_activity(users, events, **settings) as act:
         s = act.settings
@@ -2124,6 +2147,7 @@ def cohort_adoption(
             "daily_active": sticky.daily,
             "active_days": sticky.active_days,
         }
+        tables["segment_retention"] = _segment_retention(act)
         periods = [n for n in at_periods if n <= s.periods]
         if s.segments and not act.calendar.empty and periods:
             tables["segments"] = segment_comparison(act, at_periods=periods, correction=correction)
@@ -2131,3 +2155,26 @@ def cohort_adoption(
             tables["segments"] = pd.DataFrame(columns=SEGMENT_COLUMNS)
         checks = cohort_checks(act)
         return CohortAdoption(tables, checks, act.calendar, s)
+
+
+SEGMENT_RETENTION_COLUMNS = [
+    "segment",
+    "value",
+    "period",
+    "n_cohorts",
+    "cohort_size",
+    "retained",
+    "rate",
+]
+
+
+def _segment_retention(act: CohortActivity) -> pd.DataFrame:
+    """The average retention curve of every value of every segment column, stacked."""
+    parts = []
+    for column in act.settings.segments:
+        curve = average_retention(retention_matrix(act, by=column), by=column)
+        curve = curve.rename(columns={column: "value"}).assign(segment=column)
+        parts.append(curve.astype({"value": "object"}))
+    if not parts:
+        return pd.DataFrame(columns=SEGMENT_RETENTION_COLUMNS)
+    return pd.concat(parts, ignore_index=True)[SEGMENT_RETENTION_COLUMNS]
