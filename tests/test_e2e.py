@@ -31,7 +31,10 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("reports")
     result = subprocess.run(
         [sys.executable, "-m", "workbench", "run", "parameters/", "--out", str(out), "--jobs", "2"],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return out

@@ -15,12 +15,14 @@ from workbench.notebook import NotebookRun  # noqa: E402
 from workbench.overview import data_overview, event_trend  # noqa: E402
 from workbench.readout import Heading, Readout, Table  # noqa: E402
 from workbench.results import AnalysisResult, Check, KeyNumber  # noqa: E402
+from workbench.themes import FeedbackThemes, feedback_theming  # noqa: E402
 
 __all__ = [
     "AnalysisResult",
     "Check",
     "DataContractError",
     "ExportError",
+    "FeedbackThemes",
     "Heading",
     "KeyNumber",
     "NotebookRun",
@@ -33,4 +35,5 @@ __all__ = [
     "data_overview",
     "event_trend",
     "explore",
+    "feedback_theming",
 ]

@@ -159,7 +159,110 @@ class DataOverviewParameters(CommonParameters):
     top_events: int = Field(default=10, ge=1, le=100)
 
 
-SCHEMAS: dict[str, type[CommonParameters]] = {"data_overview": DataOverviewParameters}
+class CodebookEntry(BaseModel):
+    """A known feedback theme: a name, a readable label, a description and example phrases."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    label: str = ""
+    description: str = ""
+    examples: list[str] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _has_words(self) -> CodebookEntry:
+        if not any(t.strip() for t in [self.description, *self.examples, *self.keywords]):
+            raise ValueError(f"theme {self.name!r} needs a description, examples or keywords")
+        return self
+
+
+class FeedbackThemingParameters(CommonParameters):
+    """The feedback theming readout: codebook and discovered themes, trends, sentiment, NPS."""
+
+    analysis: ClassVar[str] = "feedback_theming"
+    required_tables: ClassVar[tuple[str, ...]] = ("feedback",)
+
+    codebook: list[CodebookEntry] | str | None = None
+    discover: int | str = "auto"
+    engine: str = "auto"
+    embedding_model: str | None = None
+    period: str = "week"
+    baseline_periods: int = Field(default=8, ge=1, le=104)
+    recent_periods: int = Field(default=1, ge=1, le=52)
+    min_theme_size: int = Field(default=10, ge=1)
+    quotes_per_theme: int = Field(default=3, ge=0, le=20)
+    redact: bool = True
+    seed: int = 0
+
+    @field_validator("codebook", mode="after")
+    @classmethod
+    def _read_codebook(
+        cls, value: list[CodebookEntry] | str | None, info: ValidationInfo
+    ) -> list[CodebookEntry] | str | None:
+        if not isinstance(value, str):
+            return value
+        root = (info.context or {}).get("root")
+        if root is None:
+            return value
+        path = resolve_path(value, root)
+        if not path.is_file():
+            raise ValueError(f"no codebook file {value!r} (looked in {Path(root).resolve()})")
+        raw = read_parameter_file(path) if path.suffix in {".yaml", ".yml"} else None
+        entries = raw.get("codebook", raw.get("themes")) if isinstance(raw, dict) else None
+        if not isinstance(entries, list):
+            raise ValueError(f"codebook file {value!r} must hold a YAML list under 'codebook'")
+        try:
+            return [CodebookEntry.model_validate(e) for e in entries]
+        except ValidationError as exc:
+            raise ValueError(
+                f"codebook file {value!r}: " + "; ".join(_describe(e) for e in exc.errors())
+            ) from None
+
+    @field_validator("codebook", mode="after")
+    @classmethod
+    def _unique_names(cls, value: list[CodebookEntry] | str | None) -> Any:
+        if isinstance(value, list):
+            names = [e.name.strip().lower() for e in value]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"codebook theme name(s) {twice} appear more than once")
+        return value
+
+    @field_validator("discover")
+    @classmethod
+    def _discover(cls, value: int | str) -> int | str:
+        if isinstance(value, str) and value.strip().lower() != "auto":
+            raise ValueError("must be a whole number of themes (0 for none) or 'auto'")
+        if isinstance(value, int) and not 0 <= value <= 200:
+            raise ValueError("must be between 0 and 200, or 'auto'")
+        return value if isinstance(value, int) else "auto"
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, value: str) -> str:
+        if value not in {"tfidf", "embeddings", "auto"}:
+            raise ValueError("must be 'tfidf', 'embeddings' or 'auto'")
+        return value
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, value: str) -> str:
+        if value not in {"day", "week", "month"}:
+            raise ValueError("must be 'day', 'week' or 'month'")
+        return value
+
+    def codebook_themes(self) -> list[dict[str, Any]]:
+        """The codebook as plain mappings (read from its file when one was named)."""
+        if not isinstance(self.codebook, list):
+            return []
+        return [e.model_dump() for e in self.codebook]
+
+
+SCHEMAS: dict[str, type[CommonParameters]] = {
+    "data_overview": DataOverviewParameters,
+    "feedback_theming": FeedbackThemingParameters,
+}
 
 
 def resolve_path(path: str | Path, root: str | Path) -> Path:

@@ -93,6 +93,10 @@ class TfidfEngine:
         """Not supported: tf-idf labels are ranked by c-TF-IDF alone."""
         return None
 
+    def describe(self) -> str:
+        """The engine in the readout's words."""
+        return "tfidf (latent semantic analysis of tf-idf, no model)"
+
 
 @dataclass
 class SentenceEmbeddingEngine:
@@ -148,6 +152,10 @@ class SentenceEmbeddingEngine:
     def embed_phrases(self, phrases: list[str]) -> np.ndarray | None:
         """Embeddings of label candidates, for reranking them by similarity to the theme."""
         return self.embed(phrases, None, 0, 0) if phrases else None  # type: ignore[arg-type]
+
+    def describe(self) -> str:
+        """The engine in the readout's words."""
+        return f"embeddings (sentence-transformers model {self.model_name})"
 
 
 def resolve_engine(engine: str | Engine, embedding_model: str | None = None) -> tuple[Engine, str]:
