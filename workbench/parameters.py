@@ -183,7 +183,7 @@ class FeedbackThemingParameters(CommonParameters):
     analysis: ClassVar[str] = "feedback_theming"
     required_tables: ClassVar[tuple[str, ...]] = ("feedback",)
 
-    codebook: list[CodebookEntry] | str | None = None
+    codebook: list[CodebookEntry] = Field(default_factory=list)
     discover: int | str = "auto"
     engine: str = "auto"
     embedding_model: str | None = None
@@ -195,38 +195,34 @@ class FeedbackThemingParameters(CommonParameters):
     redact: bool = True
     seed: int = 0
 
-    @field_validator("codebook", mode="after")
+    @field_validator("codebook", mode="before")
     @classmethod
-    def _read_codebook(
-        cls, value: list[CodebookEntry] | str | None, info: ValidationInfo
-    ) -> list[CodebookEntry] | str | None:
+    def _read_codebook(cls, value: Any, info: ValidationInfo) -> Any:
+        """A codebook given as the path of a YAML file is read from that file."""
+        if value is None:
+            return []
         if not isinstance(value, str):
             return value
-        root = (info.context or {}).get("root")
-        if root is None:
-            return value
+        root = (info.context or {}).get("root") or Path.cwd()
         path = resolve_path(value, root)
         if not path.is_file():
             raise ValueError(f"no codebook file {value!r} (looked in {Path(root).resolve()})")
-        raw = read_parameter_file(path) if path.suffix in {".yaml", ".yml"} else None
-        entries = raw.get("codebook", raw.get("themes")) if isinstance(raw, dict) else None
-        if not isinstance(entries, list):
-            raise ValueError(f"codebook file {value!r} must hold a YAML list under 'codebook'")
         try:
-            return [CodebookEntry.model_validate(e) for e in entries]
-        except ValidationError as exc:
-            raise ValueError(
-                f"codebook file {value!r}: " + "; ".join(_describe(e) for e in exc.errors())
-            ) from None
+            raw = read_parameter_file(path)
+        except ParameterError as error:
+            raise ValueError(f"codebook file {value!r}: {'; '.join(error.problems)}") from None
+        entries = raw.get("codebook")
+        if not isinstance(entries, list):
+            raise ValueError(f"codebook file {value!r} must hold a list of themes under 'codebook'")
+        return entries
 
     @field_validator("codebook", mode="after")
     @classmethod
-    def _unique_names(cls, value: list[CodebookEntry] | str | None) -> Any:
-        if isinstance(value, list):
-            names = [e.name.strip().lower() for e in value]
-            twice = sorted({n for n in names if names.count(n) > 1})
-            if twice:
-                raise ValueError(f"codebook theme name(s) {twice} appear more than once")
+    def _unique_names(cls, value: list[CodebookEntry]) -> list[CodebookEntry]:
+        names = [e.name.strip().lower() for e in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"codebook theme name(s) {twice} appear more than once")
         return value
 
     @field_validator("discover")
@@ -254,8 +250,6 @@ class FeedbackThemingParameters(CommonParameters):
 
     def codebook_themes(self) -> list[dict[str, Any]]:
         """The codebook as plain mappings (read from its file when one was named)."""
-        if not isinstance(self.codebook, list):
-            return []
         return [e.model_dump() for e in self.codebook]
 
 

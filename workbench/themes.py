@@ -704,6 +704,8 @@ def theme_feedback(
         themes_table["emerging"] = themes_table["emerging"].astype(bool)
         themes_table["spike"] = themes_table["spike"].astype(bool)
 
+    checks.append(_tiny_themes_check(themes_table, discovery, min_theme_size))
+
     # Per input item.
     theme_text = np.full(n_in, "", dtype=object)
     primary = np.full(n_in, None, dtype=object)
@@ -920,6 +922,28 @@ def _theme_centres(
 
 def _label_from(phrases: list[str], fallback: str) -> str:
     return ", ".join(phrases) if phrases else fallback
+
+
+def _tiny_themes_check(
+    themes: pd.DataFrame, discovery: Discovery | None, min_theme_size: int
+) -> Check:
+    """Codebook themes with fewer items than `min_theme_size`, and discovered groups that
+    were too small to keep (their items stay unassigned)."""
+    tiny = themes[(themes["origin"] == "codebook") & (themes["count"] < min_theme_size)]
+    dissolved = discovery.dissolved_small if discovery is not None else 0
+    parts = []
+    if len(tiny):
+        names = ", ".join(f"{r.theme_id} ({r.count})" for r in tiny.itertuples())
+        parts.append(f"codebook theme(s) with fewer than {min_theme_size} items: {names}")
+    if dissolved:
+        parts.append(
+            f"{dissolved} discovered group(s) smaller than {min_theme_size} items left unassigned"
+        )
+    return Check(
+        "tiny themes",
+        "warn" if len(tiny) else "pass",
+        "; ".join(parts) if parts else f"every theme has at least {min_theme_size} items",
+    )
 
 
 def _html_check(display: list[str]) -> Check:
