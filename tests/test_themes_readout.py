@@ -282,3 +282,60 @@ def test_sample_readout_flags_the_planted_late_theme_as_emerging(sample_readout)
         assert got["themes"].map(lambda t: late in t).mean() < 0.5, theme
     first = sample_readout.cards().ordered().iloc[0]
     assert first["emerging"]
+
+
+# --- Bad input through a real run -----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_hostile_feedback_gives_a_warning_readout_with_clear_checks(tmp_path):
+    import shutil
+
+    from workbench.runner import run_parameter_file
+
+    frame = make_feedback(8)
+    hostile = [
+        "",
+        "   ",
+        "https://example.com/only-a-link",
+        'The export <script>alert("owned")</script> breaks <b>again</b>',
+        "La exportación no funciona y los informes son muy lentos para nosotros",
+        "Die Anmeldung funktioniert nicht und das ist sehr ärgerlich für uns",
+        "export " * 3000,
+        "Call me on +44 20 7946 0958 or mail jane.doe@example.com, pricing is too expensive",
+    ]
+    extra = pd.DataFrame(
+        {
+            "feedback_id": [f"h{i}" for i in range(len(hostile))],
+            "created_at": pd.Timestamp("2026-04-01", tz="UTC"),
+            "text": hostile,
+        }
+    )
+    codebook = CODEBOOK_ENTRIES + [
+        {"name": "quantum", "description": "quantum teleportation of spreadsheets"}
+    ]
+    path, _ = write_workspace(
+        tmp_path,
+        pd.concat([frame, extra], ignore_index=True),
+        codebook=codebook,
+        discover=40,
+        min_theme_size=5,
+    )
+    shutil.copytree(REPO / "notebooks", tmp_path / "notebooks")
+    outcome = run_parameter_file(path, tmp_path / "reports")
+    assert outcome.status == "warning", outcome.error
+    run_dir = tmp_path / "reports" / outcome.analysis / outcome.name
+    run_dir = next(run_dir.iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    checks = {c["name"]: c for c in summary["checks"]}
+    assert checks["empty texts"]["status"] == "warn" and "3 of" in checks["empty texts"]["detail"]
+    assert checks["non-English texts"]["status"] == "warn"
+    assert checks["very long texts"]["status"] == "warn"
+    assert checks["HTML in texts"]["status"] == "warn"
+    assert "quantum" in checks["codebook themes matched"]["detail"]
+    assert checks["themes requested"]["status"] == "warn"
+    html = (run_dir / "readout.html").read_text()
+    assert "<script>alert(" not in html and "jane.doe@example.com" not in html
+    csv = pd.read_csv(run_dir / "themes.csv", keep_default_na=False)
+    assert len(csv) == len(frame) + len(hostile)
+    assert set(csv.loc[csv["feedback_id"].isin(["h0", "h1", "h2"]), "status"]) == {"empty"}

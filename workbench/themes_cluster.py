@@ -60,12 +60,18 @@ class Engine(Protocol):
 @dataclass
 class TfidfEngine:
     """Latent semantic analysis: tf-idf (character 3-4-grams + stemmed word 1-2-grams) reduced
-    by truncated SVD fitted on a seeded sample of the items, rows scaled to unit length."""
+    by truncated SVD fitted on a seeded sample of the items, rows scaled to unit length.
+
+    A text that the fitted space barely captures (less than `min_captured` of its unit tf-idf
+    row survives the projection: it shares almost no terms with the items) gets a zero vector,
+    similar to nothing, instead of a unit vector pointing wherever its tiny residue points.
+    """
 
     dims: int = 128
     max_fit_items: int = 12_000
     name: str = "tfidf"
     min_similarity: float = 0.3
+    min_captured: float = 0.15
 
     def embed(
         self, texts: list[str], features: SparseFeatures, fit_rows: int, seed: int
@@ -88,7 +94,11 @@ class TfidfEngine:
         )
         svd = TruncatedSVD(dims, algorithm="randomized", n_iter=5, random_state=seed)
         svd.fit(matrix[fit])
-        return normalize(svd.transform(matrix).astype(np.float32))
+        projected = svd.transform(matrix).astype(np.float32)
+        row_norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
+        captured = np.linalg.norm(projected, axis=1) / np.maximum(row_norms, 1e-12)
+        projected[captured < self.min_captured] = 0.0
+        return normalize(projected)
 
     def embed_phrases(self, phrases: list[str]) -> np.ndarray | None:
         """Not supported: tf-idf labels are ranked by c-TF-IDF alone."""
