@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import altair as alt
+import ipywidgets
 import pandas as pd
 import pytest
 import yaml
@@ -15,6 +17,7 @@ from workbench.errors import ParameterError
 from workbench.interactive import explore
 from workbench.notebook import NotebookRun
 from workbench.parameters import check_parameter_file, validate_parameters
+from workbench.readout import Section
 from workbench.themes import feedback_theming, theme_feedback
 from workbench.themes_readout import ThemeCards, sparkline
 
@@ -192,15 +195,33 @@ def test_charts_and_theme_browser():
     choices = result.browser_choices()
     assert set(choices["theme"]) == {"pricing", "export", "login"}
     assert choices["segment"] == ["plan"]
-    detail = result.theme_detail("pricing", "plan").to_html()
+    parts = result.theme_detail("pricing", "plan")
+    detail = "".join(p.to_html() for p in parts if isinstance(p, Section))
     assert "Pricing" in detail and "free" in detail and "Quotes nearest the centre" in detail
+    trend = next(p for p in parts if isinstance(p, alt.Chart)).to_dict()
+    assert trend["mark"]["type"] == "bar"
     pool, shown = result.quote_pool["pricing"], result.tables["themes"]["quotes"].iloc[0]
     assert len(shown) == 1 and len(pool) > 1 and pool[:1] == shown
     no_segments = theme_feedback(frame, codebook=CODEBOOK, discover=0, min_theme_size=3)
     assert "No segments" in no_segments.segment_view().to_html()
     assert no_segments.browser_choices()["segment"] == [None]
     scheduled = NotebookRun({"_workbench": {"run_dir": "x"}})
-    assert explore(result.theme_detail, run=scheduled, **choices) is None
+    assert explore(result.browse_theme, run=scheduled, **choices) is None
+
+
+def test_theme_browser_has_a_theme_and_a_segment_control(monkeypatch):
+    monkeypatch.delenv("WORKBENCH_SCHEDULED", raising=False)
+    frame = make_feedback(15)
+    result = theme_feedback(
+        frame, codebook=CODEBOOK, discover=0, min_theme_size=3, segments=["plan"]
+    )
+    shown = []
+    monkeypatch.setattr(result, "theme_detail", lambda t, s: shown.append((t, s)) or [])
+    panel = explore(result.browse_theme, **result.browser_choices())
+    assert isinstance(panel, ipywidgets.interactive)
+    assert [w.description for w in panel.kwargs_widgets] == ["Theme", "Segment"]
+    panel.kwargs_widgets[0].value = "login"
+    assert shown[-1] == ("login", "plan")
 
 
 def test_validated_notebook_defaults_match_the_sample_parameter_file():

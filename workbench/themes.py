@@ -34,7 +34,7 @@ from scipy import sparse
 from workbench.engine import local_time
 from workbench.errors import DataContractError, ParameterError
 from workbench.parameters import FeedbackThemingParameters
-from workbench.readout import Heading, Sections, Table
+from workbench.readout import Heading, Table
 from workbench.results import AnalysisResult, Check, KeyNumber, records
 from workbench.themes_cluster import (
     CodebookAssignment,
@@ -198,8 +198,8 @@ class FeedbackThemes(AnalysisResult):
             max_rows=200,
         )
 
-    def theme_detail(self, theme: str, segment: str | None = None) -> Sections:
-        """One theme for the browser: its trend, its share by segment and more quotes."""
+    def theme_detail(self, theme: str, segment: str | None = None) -> list[Any]:
+        """One theme for the browser: heading, trend chart, share by segment, more quotes."""
         themes = self.tables["themes"].set_index("theme_id")
         row = themes.loc[theme]
         trends = self.tables["trends"]
@@ -219,7 +219,13 @@ class FeedbackThemes(AnalysisResult):
             )
         quotes = self.quote_pool.get(theme, [])
         parts.append(Table(pd.DataFrame({"quote": quotes}), caption="Quotes nearest the centre."))
-        return Sections(parts)
+        return parts
+
+    def browse_theme(self, theme: str, segment: str | None = None) -> None:
+        """The theme browser's view: show `theme_detail` (for `wb.explore`)."""
+        from IPython.display import display
+
+        display(*self.theme_detail(theme, segment))
 
     def browser_choices(self) -> dict[str, list[Any]]:
         """Options for the theme browser: themes (emerging and largest first) and segments."""
