@@ -99,7 +99,12 @@ def codebook_accuracy(evaluated: pd.DataFrame, pool: pd.DataFrame, seed: int) ->
     texts = [analysis_text(clean_text(t)) for t in evaluated["text"]]
     vectors = space(texts, codebook, seed)
     result = assign_codebook(
-        vectors.items, vectors.theme_vectors, vectors.theme_of_vector, len(codebook), seed=seed
+        vectors.items,
+        vectors.theme_vectors,
+        vectors.theme_of_vector,
+        len(codebook),
+        z_min=vectors.engine.codebook_z,
+        seed=seed,
     )
     truth = evaluated["category"].map({c: i for i, c in enumerate(intents)}).to_numpy()
     primary = np.array([t[0] if t else -1 for t in result.themes])

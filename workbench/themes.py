@@ -399,7 +399,7 @@ def theme_feedback(
     voice_column: str | None = "user_id",
     min_lift: float = 2.0,
     alpha: float = 0.01,
-    codebook_z: float = 3.0,
+    codebook_z: float | None = None,
     n_jobs: int = 1,
 ) -> FeedbackThemes:
     """Theme a feedback frame end to end; see the module docstring for the steps.
@@ -519,6 +519,9 @@ def theme_feedback(
         raise ParameterError([str(why)], source="engine") from why
     if engine_note:
         checks.append(Check("engine", "warn", engine_note))
+    params["codebook_z"] = (
+        getattr(engine_obj, "codebook_z", 3.0) if codebook_z is None else float(codebook_z)
+    )
     cb_rows = np.arange(n_ne, n_ne + len(cb_texts))
     sub_rows = np.concatenate([themable_pos, cb_rows]).astype(np.int64)
     sub_features = SparseFeatures(features.matrix[sub_rows], features.chars[sub_rows])
@@ -537,7 +540,7 @@ def theme_feedback(
             cb_vectors,
             np.asarray(cb_theme),
             len(themes_cb),
-            z_min=codebook_z,
+            z_min=params["codebook_z"],
             seed=seed,
         )
         theme_lists = [list(t) for t in codebook_result.themes]
@@ -1119,7 +1122,8 @@ def _method(
     if codebook:
         out.append(
             "Codebook themes: an item gets a theme when its similarity to the theme's examples "
-            "stands out from the typical item's (robust z-score \u2265 3); a classifier trained "
+            "stands out from the typical item's (robust z-score \u2265 "
+            f"{params['codebook_z']:g}); a classifier trained "
             "on the examples orders the themes; an item may carry several themes."
         )
     if params["discover"] != 0:

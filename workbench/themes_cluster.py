@@ -42,7 +42,10 @@ class EngineUnavailable(RuntimeError):
 
 @runtime_checkable
 class Engine(Protocol):
-    """Turns texts into unit-length vectors in which cosine similarity means "about the same"."""
+    """Turns texts into unit-length vectors in which cosine similarity means "about the same".
+
+    An engine may also set `codebook_z`, the robust z an item's similarity to a codebook theme
+    must reach (default 3.0), since how spread similarities are depends on the space."""
 
     name: str
     min_similarity: float  # weaker members of a discovered theme are left unassigned
@@ -71,6 +74,7 @@ class TfidfEngine:
     max_fit_items: int = 12_000
     name: str = "tfidf"
     min_similarity: float = 0.3
+    codebook_z: float = 3.0
     min_captured: float = 0.15
 
     def embed(
@@ -135,6 +139,7 @@ class SentenceEmbeddingEngine:
     batch_size: int = 64
     name: str = "embeddings"
     min_similarity: float = 0.35
+    codebook_z: float = 2.0  # chosen on banking77's train split (benchmarks/README.md)
     _model: Any = field(default=None, repr=False)
 
     def _load(self) -> Any:
