@@ -1,6 +1,7 @@
-"""Feedback theming at scale: 100k items end to end with the tf-idf engine; wall time, peak memory.
+"""Feedback theming at scale: items end to end with either engine; wall time, peak memory.
 
     python benchmarks/bench_themes.py [--items 100000] [--codebook] [--out /tmp/bench_themes]
+    python benchmarks/bench_themes.py --items 10000 --engine embeddings   # the embeddings target
 
 The feedback comes from the sample generator (`workbench.sample.generate_sample`), which plants
 themes, a late-emerging theme, duplicates and messy text; with --codebook the planted themes'
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--codebook", action="store_true", help="pass the planted codebook")
     parser.add_argument("--out", default="/tmp/bench_themes_data")
     parser.add_argument("--jobs", type=int, default=1, help="processes for sentiment scoring")
+    parser.add_argument("--engine", choices=["tfidf", "embeddings"], default="tfidf")
     args = parser.parse_args()
 
     out = Path(args.out) / f"{args.items}"
@@ -58,9 +60,10 @@ def main() -> None:
             for k, v in truth["themes"].items()
         ]
     rss_before = peak_rss_mb()
-    start = time.perf_counter()
+    start = time.perf_counter()  # for embeddings this includes loading the model
     result = theme_feedback(
         feedback,
+        engine=args.engine,
         codebook=codebook,
         discover="auto",
         period="week",
@@ -74,6 +77,7 @@ def main() -> None:
     overview = result.tables["overview"].iloc[0]
     rows = [
         ("items", f"{len(feedback):,}"),
+        ("engine", result.engine_detail),
         ("codebook", "planted (9 themes)" if codebook else "none"),
         ("analysed after duplicates", f"{int(overview['analysed']):,}"),
         (

@@ -6,7 +6,13 @@ intents, codebook accuracy with 10 examples per intent, and same-seed determinis
 Data: /work/shared/eval/banking77 (override with BANKING77_DIR). `--split test` (default) reports
 on test.csv (3,080 messages); `--split train` runs the same measurements on a 40-per-intent sample
 of train.csv, which is the only split defaults were chosen on. Codebook examples always come from
-train.csv (a seeded draw of 10 per intent, never an evaluated message). Engine: tf-idf (LSA).
+train.csv (a seeded draw of 10 per intent, never an evaluated message).
+
+    python benchmarks/eval_banking77.py --engine embeddings   # needs the `embeddings` extra
+
+Engine: `tfidf` (LSA, default) or `embeddings` (sentence-transformers, default model
+all-MiniLM-L6-v2, or --model NAME_OR_PATH). Embeddings do not depend on the seed, so they are
+computed once per text set and reused across seeds.
 """
 
 from __future__ import annotations
@@ -28,10 +34,24 @@ from workbench.themes_cluster import (  # noqa: E402
     CodebookTheme,
     assign_codebook,
     discover_themes,
+    resolve_engine,
 )
 from workbench.themes_text import analysis_text, clean_text  # noqa: E402
 
 DATA = Path(os.environ.get("BANKING77_DIR", "/work/shared/eval/banking77"))
+ENGINE: dict[str, object] = {"engine": "tfidf"}
+_CACHE: dict[tuple, _Space] = {}
+
+
+def space(texts: list[str], codebook: list[CodebookTheme], seed: int) -> _Space:
+    """Vectors of texts and codebook texts in the chosen engine (cached when seed-free)."""
+    engine = ENGINE["engine"]
+    if isinstance(engine, str):
+        return _Space.build(texts, codebook, engine, seed)
+    key = (tuple(texts), tuple(codebook))
+    if key not in _CACHE:
+        _CACHE[key] = _Space.build(texts, codebook, engine, seed)
+    return _CACHE[key]
 
 
 def load(split: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -47,10 +67,10 @@ def discovery(texts: list[str], truth: np.ndarray, k: int | str, seed: int) -> d
     """NMI/ARI of the forced partition (every item in a theme) and of the pipeline's output
     (weak members and small themes unassigned, unassigned counted as one more cluster)."""
     start = time.perf_counter()
-    space = _Space.build(texts, [], "tfidf", seed)
-    forced = discover_themes(space.items, k, seed=seed, min_theme_size=1, min_similarity=-1.0)
+    vectors = space(texts, [], seed)
+    forced = discover_themes(vectors.items, k, seed=seed, min_theme_size=1, min_similarity=-1.0)
     pipeline = discover_themes(
-        space.items, k, seed=seed, min_theme_size=10, min_similarity=space.engine.min_similarity
+        vectors.items, k, seed=seed, min_theme_size=10, min_similarity=vectors.engine.min_similarity
     )
     return {
         "k": forced.k_fitted,
@@ -77,9 +97,14 @@ def codebook_accuracy(evaluated: pd.DataFrame, pool: pd.DataFrame, seed: int) ->
         for intent in intents
     ]
     texts = [analysis_text(clean_text(t)) for t in evaluated["text"]]
-    space = _Space.build(texts, codebook, "tfidf", seed)
+    vectors = space(texts, codebook, seed)
     result = assign_codebook(
-        space.items, space.theme_vectors, space.theme_of_vector, len(codebook), seed=seed
+        vectors.items,
+        vectors.theme_vectors,
+        vectors.theme_of_vector,
+        len(codebook),
+        z_min=vectors.engine.codebook_z,
+        seed=seed,
     )
     truth = evaluated["category"].map({c: i for i, c in enumerate(intents)}).to_numpy()
     primary = np.array([t[0] if t else -1 for t in result.themes])
@@ -98,7 +123,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=["test", "train"], default="test")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--engine", choices=["tfidf", "embeddings"], default="tfidf")
+    parser.add_argument("--model", default=None, help="embedding model name or path")
     args = parser.parse_args()
+    if args.engine == "embeddings":
+        ENGINE["engine"], _ = resolve_engine("embeddings", args.model)
     evaluated, pool = load(args.split)
     texts = [analysis_text(clean_text(t)) for t in evaluated["text"]]
     truth = evaluated["category"].to_numpy()
@@ -142,7 +171,7 @@ def main() -> None:
 
     print(
         f"banking77 {args.split}: {len(evaluated):,} messages, 77 intents, "
-        f"engine tfidf, seeds {seeds}"
+        f"engine {args.engine}{' ' + args.model if args.model else ''}, seeds {seeds}"
     )
     print(f"{'measure':<22} {'metric':<28} {'mean':>7} {'min':>7} {'max':>7}")
     for what, metric, mean, low, high in rows:

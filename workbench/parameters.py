@@ -7,7 +7,7 @@ import glob
 import os
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -159,76 +159,103 @@ class DataOverviewParameters(CommonParameters):
     top_events: int = Field(default=10, ge=1, le=100)
 
 
-WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+class CodebookEntry(BaseModel):
+    """A known feedback theme: a name, a readable label, a description and example phrases."""
 
+    model_config = ConfigDict(extra="forbid")
 
-class CohortAdoptionParameters(CommonParameters):
-    """The cohort adoption readout: retention, feature adoption, stickiness, lifecycle."""
-
-    analysis: ClassVar[str] = "cohort_adoption"
-    required_tables: ClassVar[tuple[str, ...]] = ("users", "events")
-
-    unit: Literal["user", "account"] = "user"
-    cohort_by: Literal["signup", "first_activity"] = "signup"
-    period: Literal["day", "week", "month"] = "week"
-    week_start: str = "monday"
-    periods: int = Field(default=12, ge=1, le=366)
-    activity: str | list[str] | None = None
-    retention: Literal["on", "on_or_after"] = "on"
-    min_events: int = Field(default=1, ge=1)
-    features: dict[str, str | list[str]] = Field(default_factory=dict)
-    adoption_window_days: int = Field(default=14, ge=1, le=366)
-    as_of: dt.date | dt.datetime | None = None
-    compare_at: list[int] = Field(default_factory=lambda: [1, 4])
-    correction: Literal["holm", "bh"] = "holm"
-    min_cohort_size: int = Field(default=30, ge=1)
-
-    @field_validator("week_start")
-    @classmethod
-    def _weekday(cls, value: str) -> str:
-        key = value.strip().lower()
-        for name in WEEKDAY_NAMES:
-            if key in (name, name[:3]):
-                return name
-        raise ValueError("must be a weekday name (monday … sunday)")
-
-    @field_validator("activity")
-    @classmethod
-    def _activity_events(cls, value: str | list[str] | None) -> str | list[str] | None:
-        if value is not None and not _event_names(value):
-            raise ValueError("give an event name or a non-empty list of event names")
-        return value
-
-    @field_validator("features")
-    @classmethod
-    def _feature_events(cls, value: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
-        bad = [name for name, events in value.items() if not _event_names(events)]
-        if bad:
-            raise ValueError(f"feature(s) {bad} need an event name or a non-empty list of names")
-        return value
+    name: str = Field(min_length=1)
+    label: str = ""
+    description: str = ""
+    examples: list[str] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _consistent(self) -> CohortAdoptionParameters:
-        problems = [
-            f"compare_at: {n} is outside 1…periods ({self.periods})"
-            for n in self.compare_at
-            if not 1 <= n <= self.periods
-        ]
-        if self.as_of and self.window.end:
-            problems.append("give either as_of or window.end (the end of observation), not both")
-        if problems:
-            raise ValueError("; ".join(problems))
+    def _has_words(self) -> CodebookEntry:
+        if not any(t.strip() for t in [self.description, *self.examples, *self.keywords]):
+            raise ValueError(f"theme {self.name!r} needs a description, examples or keywords")
         return self
 
 
-def _event_names(events: str | list[str]) -> bool:
-    names = [events] if isinstance(events, str) else events
-    return bool(names) and all(name.strip() for name in names)
+class FeedbackThemingParameters(CommonParameters):
+    """The feedback theming readout: codebook and discovered themes, trends, sentiment, NPS."""
+
+    analysis: ClassVar[str] = "feedback_theming"
+    required_tables: ClassVar[tuple[str, ...]] = ("feedback",)
+
+    codebook: list[CodebookEntry] = Field(default_factory=list)
+    discover: int | str = "auto"
+    engine: str = "auto"
+    embedding_model: str | None = None
+    period: str = "week"
+    baseline_periods: int = Field(default=8, ge=1, le=104)
+    recent_periods: int = Field(default=1, ge=1, le=52)
+    min_theme_size: int = Field(default=10, ge=1)
+    quotes_per_theme: int = Field(default=3, ge=0, le=20)
+    redact: bool = True
+    seed: int = 0
+
+    @field_validator("codebook", mode="before")
+    @classmethod
+    def _read_codebook(cls, value: Any, info: ValidationInfo) -> Any:
+        """A codebook given as the path of a YAML file is read from that file."""
+        if value is None:
+            return []
+        if not isinstance(value, str):
+            return value
+        root = (info.context or {}).get("root") or Path.cwd()
+        path = resolve_path(value, root)
+        if not path.is_file():
+            raise ValueError(f"no codebook file {value!r} (looked in {Path(root).resolve()})")
+        try:
+            raw = read_parameter_file(path)
+        except ParameterError as error:
+            raise ValueError(f"codebook file {value!r}: {'; '.join(error.problems)}") from None
+        entries = raw.get("codebook")
+        if not isinstance(entries, list):
+            raise ValueError(f"codebook file {value!r} must hold a list of themes under 'codebook'")
+        return entries
+
+    @field_validator("codebook", mode="after")
+    @classmethod
+    def _unique_names(cls, value: list[CodebookEntry]) -> list[CodebookEntry]:
+        names = [e.name.strip().lower() for e in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"codebook theme name(s) {twice} appear more than once")
+        return value
+
+    @field_validator("discover")
+    @classmethod
+    def _discover(cls, value: int | str) -> int | str:
+        if isinstance(value, str) and value.strip().lower() != "auto":
+            raise ValueError("must be a whole number of themes (0 for none) or 'auto'")
+        if isinstance(value, int) and not 0 <= value <= 200:
+            raise ValueError("must be between 0 and 200, or 'auto'")
+        return value if isinstance(value, int) else "auto"
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, value: str) -> str:
+        if value not in {"tfidf", "embeddings", "auto"}:
+            raise ValueError("must be 'tfidf', 'embeddings' or 'auto'")
+        return value
+
+    @field_validator("period")
+    @classmethod
+    def _period(cls, value: str) -> str:
+        if value not in {"day", "week", "month"}:
+            raise ValueError("must be 'day', 'week' or 'month'")
+        return value
+
+    def codebook_themes(self) -> list[dict[str, Any]]:
+        """The codebook as plain mappings (read from its file when one was named)."""
+        return [e.model_dump() for e in self.codebook]
 
 
 SCHEMAS: dict[str, type[CommonParameters]] = {
     "data_overview": DataOverviewParameters,
-    "cohort_adoption": CohortAdoptionParameters,
+    "feedback_theming": FeedbackThemingParameters,
 }
 
 

@@ -19,15 +19,22 @@ The same data, parameters and seed give the same themes: items are put in a cano
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import altair as alt
+import ibis
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from workbench.engine import local_time
 from workbench.errors import DataContractError, ParameterError
+from workbench.parameters import FeedbackThemingParameters
+from workbench.readout import Heading, Table
 from workbench.results import AnalysisResult, Check, KeyNumber, records
 from workbench.themes_cluster import (
     CodebookAssignment,
@@ -50,6 +57,13 @@ from workbench.themes_cluster import (
 )
 from workbench.themes_cluster import (
     pick_quotes as _pick_quotes,
+)
+from workbench.themes_readout import (
+    ThemeCards,
+    segment_chart,
+    theme_trend_chart,
+    themes_chart,
+    volume_chart,
 )
 from workbench.themes_stats import nps, nps_by_theme, period_start, sentiment, theme_trends
 from workbench.themes_text import (
@@ -79,6 +93,7 @@ __all__ = [
     "clean_text",
     "collapse_duplicates",
     "discover_themes",
+    "feedback_theming",
     "label_themes",
     "language_flag",
     "nps",
@@ -92,6 +107,8 @@ __all__ = [
 ]
 
 UNASSIGNED = "unassigned"
+BROWSER_QUOTES = 10  # quotes kept per theme for the theme browser
+_NO_TRENDS = pd.DataFrame(columns=["period", "theme_id", "count", "share", "complete"])
 THEME_COLUMNS = [
     "theme_id",
     "label",
@@ -122,6 +139,8 @@ class FeedbackThemes(AnalysisResult):
     items: pd.DataFrame = field(default_factory=pd.DataFrame)
     unassigned_share: float = float("nan")
     engine: str = "tfidf"
+    engine_detail: str = ""
+    quote_pool: dict[str, list[str]] = field(default_factory=dict)
 
     def results_json(self) -> dict[str, Any]:
         """summary.json `results`: every table as records, plus `unassigned_share`."""
@@ -136,9 +155,125 @@ class FeedbackThemes(AnalysisResult):
         duplicate, the feedback_id of the item it was counted with."""
         return self.items[["feedback_id", "theme_ids", "primary_theme", "status", "duplicate_of"]]
 
-    def write_themes_csv(self, path: str) -> None:
+    def write_themes_csv(self, path: str | Path) -> None:
         """Write `themes_csv()` as CSV (UTF-8, no index)."""
         self.themes_csv().to_csv(path, index=False)
+
+    def publish_themes_csv(self, run: Any) -> Path | None:
+        """Write themes.csv beside the readout in a scheduled run; nothing when interactive."""
+        run_dir = run.context.get("run_dir")
+        if not run_dir:
+            return None
+        path = Path(run_dir) / "themes.csv"
+        self.write_themes_csv(path)
+        return path
+
+    def cards(self, top: int = 8) -> ThemeCards:
+        """The top themes as cards, emerging ones first."""
+        return ThemeCards(self.tables["themes"], self.tables.get("trends", _NO_TRENDS), top=top)
+
+    def volume_chart(self) -> alt.Chart:
+        """Share of feedback per period for the emerging and the largest themes."""
+        return volume_chart(self.tables["themes"], self.tables["trends"])
+
+    def themes_chart(self) -> alt.Chart:
+        """Every theme by number of items, codebook and discovered."""
+        return themes_chart(self.tables["themes"])
+
+    def segment_view(self) -> alt.Chart | Heading:
+        """Theme x segment heatmap, or a note when no segment was asked for."""
+        if "segments" not in self.tables or not len(self.tables["segments"]):
+            return Heading("Themes by segment", "No segments were asked for (key 'segments').", 3)
+        return segment_chart(self.tables["themes"], self.tables["segments"])
+
+    def theme_table(self) -> Table:
+        """Every theme with its numbers."""
+        columns = ["theme_id", "label", "origin", "count", "share", "sentiment_mean", "nps"]
+        columns += ["nps_impact", "emerging", "spike", "lift"]
+        return Table(
+            self.tables["themes"][columns].sort_values(["origin", "count"], ascending=[1, 0]),
+            caption="Every theme: items (after duplicates), share of analysed items, mean "
+            "sentiment (-1 to +1), NPS of its respondents and its impact on overall NPS, flags.",
+            units={"share": "share"},
+            max_rows=200,
+        )
+
+    def theme_detail(self, theme: str, segment: str | None = None) -> list[Any]:
+        """One theme for the browser: heading, trend chart, share by segment, more quotes."""
+        themes = self.tables["themes"].set_index("theme_id")
+        row = themes.loc[theme]
+        trends = self.tables["trends"]
+        parts: list[Any] = [
+            Heading(str(row["label"]), f"{row['origin']} theme, {int(row['count']):,} items", 3),
+            theme_trend_chart(str(row["label"]), trends[trends["theme_id"] == theme]),
+        ]
+        seg = self.tables.get("segments")
+        if seg is not None and segment is not None:
+            rows = seg[(seg["theme_id"] == theme) & (seg["segment"] == segment)]
+            parts.append(
+                Table(
+                    rows[["value", "items", "count", "share"]],
+                    caption=f"Share of each {segment}'s items in this theme.",
+                    units={"share": "share"},
+                )
+            )
+        quotes = self.quote_pool.get(theme, [])
+        parts.append(Table(pd.DataFrame({"quote": quotes}), caption="Quotes nearest the centre."))
+        return parts
+
+    def browse_theme(self, theme: str, segment: str | None = None) -> None:
+        """The theme browser's view: show `theme_detail` (for `wb.explore`)."""
+        from IPython.display import display
+
+        display(*self.theme_detail(theme, segment))
+
+    def browser_choices(self) -> dict[str, list[Any]]:
+        """Options for the theme browser: themes (emerging and largest first) and segments."""
+        order = self.cards(top=len(self.tables["themes"])).ordered()
+        segments = self.tables.get("segments")
+        names = list(dict.fromkeys(segments["segment"])) if segments is not None else []
+        return {"theme": list(order["theme_id"]), "segment": names or [None]}
+
+
+# --- The readout --------------------------------------------------------------------------------
+
+
+def feedback_theming(
+    tables: dict[str, ibis.Table], params: FeedbackThemingParameters
+) -> FeedbackThemes:
+    """The feedback theming readout: read the feedback in the data window, theme it."""
+    feedback = tables["feedback"]
+    zone = params.timezone
+    if params.window.start or params.window.end:
+        day = local_time(feedback.created_at, zone).date()
+        if params.window.start:
+            feedback = feedback.filter(day >= params.window.start)
+        if params.window.end:
+            feedback = feedback.filter(day <= params.window.end)
+    wanted = ["feedback_id", "created_at", "text", "score", "user_id", "source"]
+    columns = [c for c in dict.fromkeys(wanted + params.segments) if c in feedback.columns]
+    frame = feedback.select(*columns).execute()
+    data_end = None
+    if params.window.end:
+        end = pd.Timestamp(params.window.end + dt.timedelta(days=1)).tz_localize(zone)
+        data_end = end.tz_convert("UTC")
+    return theme_feedback(
+        frame,
+        codebook=params.codebook_themes(),
+        discover=params.discover,
+        engine=params.engine,
+        embedding_model=params.embedding_model,
+        period=params.period,
+        baseline_periods=params.baseline_periods,
+        recent_periods=params.recent_periods,
+        min_theme_size=params.min_theme_size,
+        quotes_per_theme=params.quotes_per_theme,
+        redact=params.redact,
+        segments=params.segments,
+        seed=params.seed,
+        timezone=zone,
+        data_end=data_end,
+    )
 
 
 # --- Public steps --------------------------------------------------------------------------------
@@ -264,7 +399,7 @@ def theme_feedback(
     voice_column: str | None = "user_id",
     min_lift: float = 2.0,
     alpha: float = 0.01,
-    codebook_z: float = 3.0,
+    codebook_z: float | None = None,
     n_jobs: int = 1,
 ) -> FeedbackThemes:
     """Theme a feedback frame end to end; see the module docstring for the steps.
@@ -384,6 +519,9 @@ def theme_feedback(
         raise ParameterError([str(why)], source="engine") from why
     if engine_note:
         checks.append(Check("engine", "warn", engine_note))
+    params["codebook_z"] = (
+        getattr(engine_obj, "codebook_z", 3.0) if codebook_z is None else float(codebook_z)
+    )
     cb_rows = np.arange(n_ne, n_ne + len(cb_texts))
     sub_rows = np.concatenate([themable_pos, cb_rows]).astype(np.int64)
     sub_features = SparseFeatures(features.matrix[sub_rows], features.chars[sub_rows])
@@ -402,7 +540,7 @@ def theme_feedback(
             cb_vectors,
             np.asarray(cb_theme),
             len(themes_cb),
-            z_min=codebook_z,
+            z_min=params["codebook_z"],
             seed=seed,
         )
         theme_lists = [list(t) for t in codebook_result.themes]
@@ -481,18 +619,20 @@ def theme_feedback(
     # Quotes from the display text.
     display_th = [display[i] for i in themable_rows]
     members_th = _members(theme_lists, n_themes)
-    quotes = [
+    # picked greedily, so the first `quotes_per_theme` are what a call for that many returns
+    quote_pool = [
         _pick_quotes(
             members_th[t],
             item_vectors,
             centres_all[t],
             item_chars,
             display_th,
-            n=quotes_per_theme,
+            n=max(quotes_per_theme, BROWSER_QUOTES),
             redact_quotes=redact,
         )
         for t in range(n_themes)
     ]
+    quotes = [pool[:quotes_per_theme] for pool in quote_pool]
 
     # Sentiment, NPS, trends.
     sent = sentiment([scored[i] for i in kept_rows], n_jobs=n_jobs)
@@ -573,6 +713,8 @@ def theme_feedback(
         themes_table["emerging"] = themes_table["emerging"].astype(bool)
         themes_table["spike"] = themes_table["spike"].astype(bool)
 
+    checks.append(_tiny_themes_check(themes_table, discovery, min_theme_size))
+
     # Per input item.
     theme_text = np.full(n_in, "", dtype=object)
     primary = np.full(n_in, None, dtype=object)
@@ -589,18 +731,8 @@ def theme_feedback(
     language_all[kept_rows] = language
     sentiment_all = np.full(n_in, np.nan)
     sentiment_all[kept_rows] = sent
-    items = pd.DataFrame(
-        {
-            "feedback_id": ids,
-            "created_at": frame["created_at"].to_numpy(),
-            "status": status,
-            "duplicate_of": duplicate_of,
-            "theme_ids": theme_text,
-            "primary_theme": primary,
-            "language": language_all,
-            "sentiment": sentiment_all,
-            "text": display,
-        }
+    items = _items_frame(
+        frame, status, display, duplicate_of, theme_text, primary, language_all, sentiment_all
     )
 
     segments_table = _segments(kept_frame, membership_df, segments, checks)
@@ -636,9 +768,10 @@ def theme_feedback(
     tables = {"themes": themes_table, "trends": trends, "overview": overview}
     if segments_table is not None:
         tables["segments"] = segments_table
+    engine_detail = engine_obj.describe() if hasattr(engine_obj, "describe") else engine_obj.name
     result = FeedbackThemes(
         headline=_headline(themes_table, n_kept),
-        bullets=_bullets(themes_table, overview.iloc[0]),
+        bullets=[*_bullets(themes_table, overview.iloc[0]), f"Text engine: {engine_detail}."],
         key_numbers=_key_numbers(overview.iloc[0], themes_table),
         checks=checks,
         method=_method(
@@ -654,10 +787,12 @@ def theme_feedback(
             redact,
         ),
         tables=tables,
-        data_window=_window(frame["created_at"]),
+        data_window=_window(frame["created_at"], timezone),
         items=items,
         unassigned_share=unassigned_share,
         engine=engine_obj.name,
+        engine_detail=engine_detail,
+        quote_pool=dict(zip(theme_ids, quote_pool, strict=True)),
     )
     return result
 
@@ -798,6 +933,28 @@ def _label_from(phrases: list[str], fallback: str) -> str:
     return ", ".join(phrases) if phrases else fallback
 
 
+def _tiny_themes_check(
+    themes: pd.DataFrame, discovery: Discovery | None, min_theme_size: int
+) -> Check:
+    """Codebook themes with fewer items than `min_theme_size`, and discovered groups that
+    were too small to keep (their items stay unassigned)."""
+    tiny = themes[(themes["origin"] == "codebook") & (themes["count"] < min_theme_size)]
+    dissolved = discovery.dissolved_small if discovery is not None else 0
+    parts = []
+    if len(tiny):
+        names = ", ".join(f"{r.theme_id} ({r.count})" for r in tiny.itertuples())
+        parts.append(f"codebook theme(s) with fewer than {min_theme_size} items: {names}")
+    if dissolved:
+        parts.append(
+            f"{dissolved} discovered group(s) smaller than {min_theme_size} items left unassigned"
+        )
+    return Check(
+        "tiny themes",
+        "warn" if len(tiny) else "pass",
+        "; ".join(parts) if parts else f"every theme has at least {min_theme_size} items",
+    )
+
+
 def _html_check(display: list[str]) -> Check:
     html_items = sum(1 for t in display if has_html(t))
     scripts = sum(1 for t in display if has_script(t))
@@ -876,10 +1033,12 @@ def _segments(
     return pd.DataFrame(rows, columns=["segment", "value", "theme_id", "items", "count", "share"])
 
 
-def _window(created: pd.Series) -> dict[str, str | None]:
+def _window(created: pd.Series, timezone: str = "UTC") -> dict[str, str | None]:
+    """First and last day of the feedback, in the analysis timezone."""
     if not len(created):
         return {"start": None, "end": None}
-    return {"start": created.min().isoformat(), "end": created.max().isoformat()}
+    local = created.dt.tz_convert(timezone)
+    return {"start": local.min().date().isoformat(), "end": local.max().date().isoformat()}
 
 
 def _headline(themes: pd.DataFrame, n: int) -> str:
@@ -923,15 +1082,13 @@ def _bullets(themes: pd.DataFrame, overview: pd.Series) -> list[str]:
 
 def _key_numbers(overview: pd.Series, themes: pd.DataFrame) -> list[KeyNumber]:
     out = [
-        KeyNumber("Feedback items analysed", float(overview["analysed"]), "items"),
-        KeyNumber("Themes", float(len(themes)), "themes"),
-        KeyNumber("Unassigned", float(overview["unassigned_share"]) * 100, "%"),
-        KeyNumber(
-            "Emerging themes", float(themes["emerging"].sum()) if len(themes) else 0.0, "themes"
-        ),
+        KeyNumber("Feedback items analysed", int(overview["analysed"]), "items"),
+        KeyNumber("Themes", len(themes), "themes"),
+        KeyNumber("Unassigned", float(overview["unassigned_share"]), "share"),
+        KeyNumber("Emerging themes", int(themes["emerging"].sum()) if len(themes) else 0, "themes"),
     ]
     if overview["nps_responses"]:
-        out.append(KeyNumber("NPS", float(overview["nps"]), "points"))
+        out.append(KeyNumber("NPS", round(float(overview["nps"])), "NPS"))
     return out
 
 
@@ -951,7 +1108,7 @@ def _method(
         "tf-idf of character 3-4-grams and stemmed words and two-word phrases, reduced by "
         "latent semantic analysis (truncated SVD)"
         if engine.name == "tfidf"
-        else f"sentence embeddings ({engine.name})"
+        else f"sentence embeddings ({getattr(engine, 'model_name', engine.name)})"
     )
     out = [
         "Cleaning: links, @handles and e-mail signatures are removed; HTML is ignored for "
@@ -965,7 +1122,8 @@ def _method(
     if codebook:
         out.append(
             "Codebook themes: an item gets a theme when its similarity to the theme's examples "
-            "stands out from the typical item's (robust z-score \u2265 3); a classifier trained "
+            "stands out from the typical item's (robust z-score \u2265 "
+            f"{params['codebook_z']:g}); a classifier trained "
             "on the examples orders the themes; an item may carry several themes."
         )
     if params["discover"] != 0:
@@ -991,20 +1149,44 @@ def _method(
     return out
 
 
-def _empty_result(frame: pd.DataFrame, status: np.ndarray, checks: list[Check]) -> FeedbackThemes:
-    n = len(frame)
-    items = pd.DataFrame(
+def _items_frame(
+    frame: pd.DataFrame,
+    status: np.ndarray,
+    display: list[str],
+    duplicate_of: np.ndarray,
+    theme_ids: np.ndarray,
+    primary: np.ndarray,
+    language: np.ndarray,
+    sentiment_scores: np.ndarray,
+) -> pd.DataFrame:
+    """One row per input item, in canonical order: what happened to it and its themes."""
+    return pd.DataFrame(
         {
             "feedback_id": frame["feedback_id"].astype(str).to_numpy(),
             "created_at": frame["created_at"].to_numpy(),
             "status": status,
-            "duplicate_of": np.full(n, None, dtype=object),
-            "theme_ids": np.full(n, "", dtype=object),
-            "primary_theme": np.full(n, None, dtype=object),
-            "language": np.full(n, None, dtype=object),
-            "sentiment": np.full(n, np.nan),
-            "text": [clean_text(t) for t in frame["text"].tolist()],
+            "duplicate_of": duplicate_of,
+            "theme_ids": theme_ids,
+            "primary_theme": primary,
+            "language": language,
+            "sentiment": sentiment_scores,
+            "text": display,
         }
+    )
+
+
+def _empty_result(frame: pd.DataFrame, status: np.ndarray, checks: list[Check]) -> FeedbackThemes:
+    n = len(frame)
+    none = np.full(n, None, dtype=object)
+    items = _items_frame(
+        frame,
+        status,
+        [clean_text(t) for t in frame["text"].tolist()],
+        none,
+        np.full(n, "", dtype=object),
+        none,
+        none,
+        np.full(n, np.nan),
     )
     return FeedbackThemes(
         headline="No feedback text to theme.",
