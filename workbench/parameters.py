@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
+import math
 import os
 import re
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -23,6 +24,7 @@ from pydantic import (
 )
 
 from workbench.errors import ParameterError
+from workbench.experiment_data import planned_variants_missing
 
 ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SECRET_KEY_PATTERN = re.compile(r"(pass(word)?|secret|token|api[_-]?key|credential)", re.I)
@@ -159,6 +161,220 @@ class DataOverviewParameters(CommonParameters):
     top_events: int = Field(default=10, ge=1, le=100)
 
 
+class ExperimentMetric(BaseModel):
+    """One experiment metric: what is measured per user, its role and how it is judged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    type: Literal["conversion", "mean", "ratio"]
+    events: list[str] = Field(min_length=1)
+    value: str | None = None
+    denominator_events: list[str] = Field(default_factory=list)
+    denominator_value: str | None = None
+    window_days: float | None = Field(default=14, gt=0)
+    role: Literal["primary", "secondary", "guardrail"] = "primary"
+    direction: Literal["increase", "decrease"] = "increase"
+    margin: float | None = Field(default=None, ge=0)
+    margin_type: Literal["relative", "absolute"] = "relative"
+    covariate_days: float | None = Field(default=None, gt=0)
+    winsorize: float | None = Field(default=None, gt=0, lt=1)
+    target_effect: float | None = Field(default=None, gt=0)
+
+    @field_validator("events", "denominator_events", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentMetric:
+        problems = []
+        if self.role == "guardrail" and self.margin is None:
+            problems.append("a guardrail needs a non-inferiority 'margin' (e.g. 0.02 for 2%)")
+        if self.role != "guardrail" and self.margin is not None:
+            problems.append("only guardrails have a 'margin'")
+        if self.type == "ratio" and not self.denominator_events:
+            problems.append("a ratio metric needs 'denominator_events'")
+        if self.type != "ratio" and (self.denominator_events or self.denominator_value):
+            problems.append("only ratio metrics have a denominator")
+        if self.type == "conversion" and self.value is not None:
+            problems.append("a conversion counts users; it sums no 'value' property")
+        if self.type == "conversion" and self.winsorize is not None:
+            problems.append("conversions (0/1) are not winsorized")
+        if self.type == "ratio" and self.covariate_days is not None:
+            problems.append("CUPED covariates ('covariate_days') are not supported for ratios")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class ExperimentReadoutParameters(CommonParameters):
+    """The experiment readout: each variant against control, with a ship decision."""
+
+    analysis: ClassVar[str] = "experiment_readout"
+    required_tables: ClassVar[tuple[str, ...]] = ("events",)
+    optional_tables: ClassVar[tuple[str, ...]] = ("assignments",)
+
+    experiment: str = Field(min_length=1)
+    control: str = Field(min_length=1)
+    variants: dict[str, float] = Field(min_length=2)
+    metrics: list[ExperimentMetric] = Field(min_length=1)
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    power: float = Field(default=0.8, gt=0, lt=1)
+    correction: Literal["bh", "holm", "none"] = "bh"
+    inference: Literal["fixed", "sequential"] = "fixed"
+    planned_end: dt.date | None = None
+    planned_users: int | None = Field(default=None, ge=2)
+    target_effect: float = Field(default=0.05, gt=0)
+    chance_to_beat: bool = False
+    segment_top: int = Field(default=10, ge=1, le=50)
+    time_view: Literal["primary", "all"] = "primary"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exposure_source(cls, value: Any) -> Any:
+        """`exposure` is the assignments source: another way to write `sources.assignments`."""
+        if not isinstance(value, dict) or value.get("exposure") is None:
+            if isinstance(value, dict):
+                value = {k: v for k, v in value.items() if k != "exposure"}
+            return value
+        value = dict(value)
+        exposure = value.pop("exposure")
+        sources = value.get("sources")
+        if isinstance(sources, dict):
+            if "assignments" in sources:
+                raise ValueError("give the assignments once: 'exposure' or sources.assignments")
+            value["sources"] = {**sources, "assignments": exposure}
+        return value
+
+    @field_validator("variants")
+    @classmethod
+    def _planned_split(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if not v > 0}
+        if bad:
+            raise ValueError(f"planned traffic shares must be positive, got {bad}")
+        total = sum(value.values())
+        if not (math.isclose(total, 1, abs_tol=1e-6) or math.isclose(total, 100, abs_tol=1e-4)):
+            raise ValueError(f"planned traffic shares must sum to 1 (or 100), got {total:g}")
+        return {k: v / total for k, v in value.items()}
+
+    @field_validator("metrics")
+    @classmethod
+    def _unique_metrics(cls, value: list[ExperimentMetric]) -> list[ExperimentMetric]:
+        names = [m.name for m in value]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"metric names must be unique; repeated: {repeated}")
+        if not any(m.role == "primary" for m in value):
+            raise ValueError("name at least one metric with role 'primary'")
+        return value
+
+    @model_validator(mode="after")
+    def _design(self, info: ValidationInfo) -> ExperimentReadoutParameters:
+        problems = []
+        if self.control not in self.variants:
+            problems.append(
+                f"control {self.control!r} is not one of the variants {sorted(self.variants)}"
+            )
+        if "assignments" not in self.sources:
+            problems.append(
+                "no assignments: set 'exposure' (the assignments source) or sources.assignments"
+            )
+        if self.inference == "sequential" and self.planned_users is None:
+            problems.append(
+                "inference 'sequential' needs 'planned_users' (the planned number of assigned "
+                "users, fixed before the experiment starts)"
+            )
+        if not problems:
+            root = (info.context or {}).get("root")
+            problems += _unknown_variants(self, root)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _unknown_variants(params: ExperimentReadoutParameters, root: Path | None) -> list[str]:
+    """Planned variants with no assignment in a local file source (cheap check before a kernel)."""
+    spec = params.sources["assignments"]
+    if root is None or spec.path is None:
+        return []
+    mapping = params.columns.get("assignments", {})
+    return planned_variants_missing(
+        resolve_path(spec.path, root),
+        spec.format,
+        params.experiment,
+        list(params.variants),
+        mapping,
+    )
+
+
+WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class CohortAdoptionParameters(CommonParameters):
+    """The cohort adoption readout: retention, feature adoption, stickiness, lifecycle."""
+
+    analysis: ClassVar[str] = "cohort_adoption"
+    required_tables: ClassVar[tuple[str, ...]] = ("users", "events")
+
+    unit: Literal["user", "account"] = "user"
+    cohort_by: Literal["signup", "first_activity"] = "signup"
+    period: Literal["day", "week", "month"] = "week"
+    week_start: str = "monday"
+    periods: int = Field(default=12, ge=1, le=366)
+    activity: str | list[str] | None = None
+    retention: Literal["on", "on_or_after"] = "on"
+    min_events: int = Field(default=1, ge=1)
+    features: dict[str, str | list[str]] = Field(default_factory=dict)
+    adoption_window_days: int = Field(default=14, ge=1, le=366)
+    as_of: dt.date | dt.datetime | None = None
+    compare_at: list[int] = Field(default_factory=lambda: [1, 4])
+    correction: Literal["holm", "bh"] = "holm"
+    min_cohort_size: int = Field(default=30, ge=1)
+
+    @field_validator("week_start")
+    @classmethod
+    def _weekday(cls, value: str) -> str:
+        key = value.strip().lower()
+        for name in WEEKDAY_NAMES:
+            if key in (name, name[:3]):
+                return name
+        raise ValueError("must be a weekday name (monday … sunday)")
+
+    @field_validator("activity")
+    @classmethod
+    def _activity_events(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if value is not None and not _event_names(value):
+            raise ValueError("give an event name or a non-empty list of event names")
+        return value
+
+    @field_validator("features")
+    @classmethod
+    def _feature_events(cls, value: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        bad = [name for name, events in value.items() if not _event_names(events)]
+        if bad:
+            raise ValueError(f"feature(s) {bad} need an event name or a non-empty list of names")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CohortAdoptionParameters:
+        problems = [
+            f"compare_at: {n} is outside 1…periods ({self.periods})"
+            for n in self.compare_at
+            if not 1 <= n <= self.periods
+        ]
+        if self.as_of and self.window.end:
+            problems.append("give either as_of or window.end (the end of observation), not both")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _event_names(events: str | list[str]) -> bool:
+    names = [events] if isinstance(events, str) else events
+    return bool(names) and all(name.strip() for name in names)
+
+
 class CodebookEntry(BaseModel):
     """A known feedback theme: a name, a readable label, a description and example phrases."""
 
@@ -255,6 +471,8 @@ class FeedbackThemingParameters(CommonParameters):
 
 SCHEMAS: dict[str, type[CommonParameters]] = {
     "data_overview": DataOverviewParameters,
+    "experiment_readout": ExperimentReadoutParameters,
+    "cohort_adoption": CohortAdoptionParameters,
     "feedback_theming": FeedbackThemingParameters,
 }
 
