@@ -2,6 +2,7 @@
 
     python benchmarks/bench_experiment_readout.py                  # 10M users (data generated once)
     python benchmarks/bench_experiment_readout.py --users 1000000  # a smaller run
+    python benchmarks/bench_experiment_readout.py --memory-limit 1.5GB  # cap DuckDB's memory
 
 Data comes from `benchmarks/experiment_bench_data.py` into --data (reused when its manifest
 matches). The readout runs in a fresh process, exactly as the notebook does it (validate
@@ -90,7 +91,7 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def readout(data: Path, segments: list[str]) -> dict:
+def readout(data: Path, segments: list[str], memory_limit: str | None = None) -> dict:
     """Run the readout in this process; wall seconds per step and peak memory."""
     from workbench.experiment import experiment_readout
     from workbench.notebook import NotebookRun
@@ -113,6 +114,8 @@ def readout(data: Path, segments: list[str]) -> dict:
     t1 = time.perf_counter()
     run = NotebookRun({"_workbench": {"root": str(data)}})
     tables = run.load_tables(params)
+    if memory_limit:
+        run.con.raw_sql(f"SET memory_limit = '{memory_limit}'")
     t2 = time.perf_counter()
     result = experiment_readout(tables, params)
     t3 = time.perf_counter()
@@ -122,6 +125,7 @@ def readout(data: Path, segments: list[str]) -> dict:
         "analysis_s": round(t3 - t2, 2),
         "total_s": round(t3 - t0, 2),
         "cpu_s": round(cpu_s(), 1),
+        "memory_limit": memory_limit,
         "peak_mib": round(peak_mib()),
         "comparisons": len(result.tables["metrics"]),
         "verdict": result.decision.verdict,
@@ -150,12 +154,15 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=10_000_000)
     parser.add_argument("--data", type=Path, default=None)
     parser.add_argument("--segments", default="plan", help="comma-separated, '' for none")
+    parser.add_argument(
+        "--memory-limit", default="", help="DuckDB memory_limit for the analysis, e.g. 1.5GB"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = args.data or Path(f"/tmp/bench_experiment_{args.users}")
     segments = [s for s in args.segments.split(",") if s]
     if args.child:
-        print(json.dumps(readout(data, segments)))
+        print(json.dumps(readout(data, segments, args.memory_limit or None)))
         return
     manifest = ensure_data(args.users, data)
     print(
@@ -163,7 +170,8 @@ def main() -> None:
         f"{manifest['rows']['events']:,} events"
     )
     child = subprocess.run(
-        [sys.executable, __file__, "--child", "--data", str(data), "--segments", args.segments],
+        [sys.executable, __file__, "--child", "--data", str(data), "--segments", args.segments]
+        + (["--memory-limit", args.memory_limit] if args.memory_limit else []),
         capture_output=True,
         text=True,
         check=False,
