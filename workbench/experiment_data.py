@@ -468,7 +468,7 @@ def experiment_stats(
     per_user = per_user_values(
         assignments, events, experiment, metrics, end=end, segment_columns=segments
     )
-    caps = _winsor_caps(per_user, metrics)
+    caps = _pooled_caps(assignments, events, experiment, metrics, end)
     per_user = _capped(per_user, caps)
     labels = _top_segment_labels(assignments, experiment, segments, top_k, end)
     relabel = {
@@ -502,6 +502,25 @@ def experiment_stats(
         last_exposure=pd.Timestamp(clean["last"].max()),
         segments=_segment_frames(by_label, sums, segments, labels, metrics),
     )
+
+
+def _pooled_caps(
+    assignments: ibis.Table,
+    events: ibis.Table,
+    experiment: str,
+    metrics: Sequence[MetricDefinition],
+    end: object,
+) -> dict[str, float]:
+    """Winsorization caps from a pass over only the winsorized metrics and their events."""
+    winsorized = [m for m in metrics if m.winsorize is not None]
+    if not winsorized:
+        return {}
+    needed = sorted({e for m in winsorized for e in m.events})
+    subset = per_user_values(
+        assignments, events.filter(events.event.isin(needed)), experiment, winsorized, end=end
+    )
+    caps = _caps_by_metric(_winsor_caps(subset, winsorized), winsorized)
+    return _cap_columns(caps, metrics)
 
 
 def _top_segment_labels(
