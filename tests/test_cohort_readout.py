@@ -260,6 +260,13 @@ def test_every_segment_column_gets_its_curves():
     assert set(result.tables["segments"]["segment"]) == {"plan", "region"}
 
 
+def test_same_inputs_give_the_same_readout():
+    first, _, _ = run(frames(30, 30), segments=["plan"])
+    again, _, _ = run(frames(30, 30), segments=["plan"])
+    assert first.results_json() == again.results_json()
+    assert (first.headline, first.bullets) == (again.headline, again.bullets)
+
+
 # --- bad input through the readout ----------------------------------------------------------------
 
 
