@@ -267,6 +267,22 @@ def test_same_inputs_give_the_same_readout():
     assert (first.headline, first.bullets) == (again.headline, again.bullets)
 
 
+def test_many_daily_cohorts_draw_the_latest_and_keep_all_in_results():
+    days = pd.date_range("2026-03-02 08:00", periods=70, freq="D", tz="UTC")
+    users = pd.DataFrame({"user_id": [f"u{i}" for i in range(70)], "signup_at": days})
+    events = pd.DataFrame(
+        {"user_id": users["user_id"], "event": "session", "timestamp": days + pd.Timedelta("1h")}
+    )
+    result, _, _ = run({"users": users, "events": events}, period="day", segments=[], features={})
+    assert result.tables["retention"]["cohort"].nunique() == 70
+    spec = result.retention_heatmap().to_dict()
+    rows = next(iter(spec["datasets"].values()))
+    drawn = sorted({r["cohort"] for r in rows})
+    assert len(drawn) == 60 and drawn[-1] == "2026-05-10"
+    assert "latest 60 of 70 cohorts" in json.dumps(spec)
+    assert "latest 60 of 70 cohorts" in json.dumps(result.cohort_curves_chart().to_dict())
+
+
 # --- bad input through the readout ----------------------------------------------------------------
 
 
