@@ -330,7 +330,7 @@ def test_one_user_cohort_is_read_with_a_tiny_cohort_warning():
     data["users"] = data["users"][data["users"]["user_id"] == "pro0"]
     result, _, _ = run(data, segments=[], as_of="2026-03-29")
     assert {c.name: c.status for c in result.checks}["tiny cohorts"] == "warn"
-    assert result.headline.startswith("Of 1 ")
+    assert result.headline.startswith("Of 1 user who signed up in 1 weekly cohort (2026-03-02)")
 
 
 # --- the explorer -------------------------------------------------------------------------------

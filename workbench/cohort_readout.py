@@ -545,9 +545,11 @@ def _headline(
     if not n_cohorts:
         return f"No {noun} joined in the window, so there is no cohort to read."
     joined = "signed up" if s.cohort_by == "signup" else "were first active"
+    cohorts = f"{ADJECTIVES[s.period]} cohort" + ("s" if n_cohorts != 1 else "")
+    span = f"{first:%Y-%m-%d}" + (f" to {last:%Y-%m-%d}" if n_cohorts > 1 else "")
     text = (
-        f"Of {n_units:,} {noun} who {joined} in {n_cohorts} {ADJECTIVES[s.period]} cohorts "
-        f"({first:%Y-%m-%d} to {last:%Y-%m-%d})"
+        f"Of {n_units:,} {noun if n_units != 1 else noun[:-1]} who {joined} in {n_cohorts} "
+        f"{cohorts} ({span})"
     )
     rates = [
         f"{curve.loc[n, 'rate']:.0%} were active in {_pname(s.period, n).lower()}"
