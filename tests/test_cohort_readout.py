@@ -260,6 +260,29 @@ def test_every_segment_column_gets_its_curves():
     assert set(result.tables["segments"]["segment"]) == {"plan", "region"}
 
 
+def test_same_inputs_give_the_same_readout():
+    first, _, _ = run(frames(30, 30), segments=["plan"])
+    again, _, _ = run(frames(30, 30), segments=["plan"])
+    assert first.results_json() == again.results_json()
+    assert (first.headline, first.bullets) == (again.headline, again.bullets)
+
+
+def test_many_daily_cohorts_draw_the_latest_and_keep_all_in_results():
+    days = pd.date_range("2026-03-02 08:00", periods=70, freq="D", tz="UTC")
+    users = pd.DataFrame({"user_id": [f"u{i}" for i in range(70)], "signup_at": days})
+    events = pd.DataFrame(
+        {"user_id": users["user_id"], "event": "session", "timestamp": days + pd.Timedelta("1h")}
+    )
+    result, _, _ = run({"users": users, "events": events}, period="day", segments=[], features={})
+    assert result.tables["retention"]["cohort"].nunique() == 70
+    spec = result.retention_heatmap().to_dict()
+    rows = next(iter(spec["datasets"].values()))
+    drawn = sorted({r["cohort"] for r in rows})
+    assert len(drawn) == 60 and drawn[-1] == "2026-05-10"
+    assert "latest 60 of 70 cohorts" in json.dumps(spec)
+    assert "latest 60 of 70 cohorts" in json.dumps(result.cohort_curves_chart().to_dict())
+
+
 # --- bad input through the readout ----------------------------------------------------------------
 
 
@@ -307,7 +330,7 @@ def test_one_user_cohort_is_read_with_a_tiny_cohort_warning():
     data["users"] = data["users"][data["users"]["user_id"] == "pro0"]
     result, _, _ = run(data, segments=[], as_of="2026-03-29")
     assert {c.name: c.status for c in result.checks}["tiny cohorts"] == "warn"
-    assert result.headline.startswith("Of 1 ")
+    assert result.headline.startswith("Of 1 user who signed up in 1 weekly cohort (2026-03-02)")
 
 
 # --- the explorer -------------------------------------------------------------------------------

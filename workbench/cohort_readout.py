@@ -27,6 +27,7 @@ STATE_LABELS = {
     "not_observable": "not observable yet",
 }
 ADJECTIVES = {"day": "daily", "week": "weekly", "month": "monthly"}
+MAX_DRAWN_COHORTS = 60  # cohorts drawn in the heatmap and curves (about a page)
 LIFECYCLE_COLORS = {
     "new": PALETTE[0],
     "returning": PALETTE[2],
@@ -69,9 +70,21 @@ class CohortReadout(AnalysisResult):
         """'day', 'week' or 'month'."""
         return self.settings.period if self.settings else "period"
 
+    def drawn_cohorts(self) -> pd.DataFrame:
+        """The retention matrix of the latest MAX_DRAWN_COHORTS cohorts (what charts draw, so a
+        daily readout stays small; summary.json keeps every cohort)."""
+        frame = self.tables["retention"]
+        latest = sorted(frame["cohort"].unique())[-MAX_DRAWN_COHORTS:]
+        return frame[frame["cohort"].isin(latest)]
+
+    def _cohorts_note(self) -> str:
+        total, drawn = self.tables["retention"]["cohort"].nunique(), self.drawn_cohorts()
+        shown = drawn["cohort"].nunique()
+        return f" — latest {shown} of {total} cohorts" if shown < total else ""
+
     def retention_heatmap(self) -> alt.Chart:
         """Cohort × period rates; in-progress cells faded and marked, unobservable cells blank."""
-        frame = self.tables["retention"].copy()
+        frame = self.drawn_cohorts().copy()
         frame["cohort"] = frame["cohort"].dt.strftime("%Y-%m-%d")
         frame["cell"] = frame["state"].map(STATE_LABELS)
         frame["label"] = [
@@ -92,6 +105,7 @@ class CohortReadout(AnalysisResult):
         mode = "on or after" if self.settings and self.settings.retention == "on_or_after" else "on"
         title = (
             f"{ADJECTIVES.get(self.period_word, '').capitalize()} retention by cohort ('{mode}')"
+            + self._cohorts_note()
         )
         base = alt.Chart(frame, title=title.strip()).encode(
             x=alt.X("period:O", title=f"{self.period_word.capitalize()}s since the cohort"),
@@ -156,10 +170,11 @@ class CohortReadout(AnalysisResult):
 
     def cohort_curves_chart(self) -> alt.Chart:
         """One retention curve per cohort (complete cells only), newer cohorts darker."""
-        frame = self.tables["retention"]
+        frame = self.drawn_cohorts()
         frame = frame[frame["state"].eq("complete")][["cohort", "period", "rate", "cohort_size"]]
+        title = "Retention curve of each cohort (complete cells)" + self._cohorts_note()
         return (
-            alt.Chart(frame, title="Retention curve of each cohort (complete cells)")
+            alt.Chart(frame, title=title)
             .mark_line(point=False, strokeWidth=1.6)
             .encode(
                 x=alt.X("period:Q", title=f"{self.period_word.capitalize()}s since the cohort"),
@@ -530,9 +545,11 @@ def _headline(
     if not n_cohorts:
         return f"No {noun} joined in the window, so there is no cohort to read."
     joined = "signed up" if s.cohort_by == "signup" else "were first active"
+    cohorts = f"{ADJECTIVES[s.period]} cohort" + ("s" if n_cohorts != 1 else "")
+    span = f"{first:%Y-%m-%d}" + (f" to {last:%Y-%m-%d}" if n_cohorts > 1 else "")
     text = (
-        f"Of {n_units:,} {noun} who {joined} in {n_cohorts} {ADJECTIVES[s.period]} cohorts "
-        f"({first:%Y-%m-%d} to {last:%Y-%m-%d})"
+        f"Of {n_units:,} {noun if n_units != 1 else noun[:-1]} who {joined} in {n_cohorts} "
+        f"{cohorts} ({span})"
     )
     rates = [
         f"{curve.loc[n, 'rate']:.0%} were active in {_pname(s.period, n).lower()}"
