@@ -498,8 +498,8 @@ def test_result_tables_unassigned_share_and_themes_csv(tmp_path):
 
 
 class _FakeEmbeddings:
-    """A stand-in for a future embedding engine: any object with the Engine members works,
-    and one that embeds phrases gets its label candidates reranked."""
+    """A custom engine: any object with the Engine members works, and one that embeds phrases
+    gets its label candidates reranked."""
 
     name = "fake-embeddings"
     min_similarity = 0.3
