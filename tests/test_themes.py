@@ -415,6 +415,13 @@ def test_no_text_at_all_is_a_failed_check_not_a_crash():
     result = theme_feedback(frame)
     assert any(c.status == "fail" for c in result.checks)
     assert result.tables["themes"].empty and result.themes_csv()["status"].eq("empty").all()
+    # every part the notebook shows still renders
+    parts = [result.cards(), result.volume_chart(), result.themes_chart()]
+    for part in [*parts, result.segment_view(), result.theme_table()]:
+        html = part.to_html() if hasattr(part, "_repr_html_") else part.to_json()
+        assert html
+    assert "No theme was found" in result.cards().to_html()
+    result.browse_theme(**{k: v[0] if v else None for k, v in result.browser_choices().items()})
 
 
 def test_contract_and_parameter_errors_are_clear():
@@ -498,8 +505,8 @@ def test_result_tables_unassigned_share_and_themes_csv(tmp_path):
 
 
 class _FakeEmbeddings:
-    """A stand-in for a future embedding engine: any object with the Engine members works,
-    and one that embeds phrases gets its label candidates reranked."""
+    """A custom engine: any object with the Engine members works, and one that embeds phrases
+    gets its label candidates reranked."""
 
     name = "fake-embeddings"
     min_similarity = 0.3

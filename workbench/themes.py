@@ -108,7 +108,10 @@ __all__ = [
 
 UNASSIGNED = "unassigned"
 BROWSER_QUOTES = 10  # quotes kept per theme for the theme browser
-_NO_TRENDS = pd.DataFrame(columns=["period", "theme_id", "count", "share", "complete"])
+_NO_TRENDS = pd.DataFrame(
+    columns=["period", "theme_id", "count", "items", "share", "complete", "expected", "p_value"]
+    + ["spike"]
+)
 THEME_COLUMNS = [
     "theme_id",
     "label",
@@ -221,10 +224,13 @@ class FeedbackThemes(AnalysisResult):
         parts.append(Table(pd.DataFrame({"quote": quotes}), caption="Quotes nearest the centre."))
         return parts
 
-    def browse_theme(self, theme: str, segment: str | None = None) -> None:
+    def browse_theme(self, theme: str | None = None, segment: str | None = None) -> None:
         """The theme browser's view: show `theme_detail` (for `wb.explore`)."""
         from IPython.display import display
 
+        if theme is None:
+            display(Heading("No theme to browse", "No theme was found in this feedback.", 3))
+            return
         display(*self.theme_detail(theme, segment))
 
     def browser_choices(self) -> dict[str, list[Any]]:
@@ -1191,7 +1197,7 @@ def _empty_result(frame: pd.DataFrame, status: np.ndarray, checks: list[Check]) 
     return FeedbackThemes(
         headline="No feedback text to theme.",
         checks=checks,
-        tables={"themes": pd.DataFrame(columns=THEME_COLUMNS)},
+        tables={"themes": pd.DataFrame(columns=THEME_COLUMNS), "trends": _NO_TRENDS.copy()},
         data_window=_window(frame["created_at"]),
         items=items,
     )

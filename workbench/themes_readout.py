@@ -93,7 +93,7 @@ class ThemeCards(Section):
             [
                 _number("Items", f"{int(row['count']):,}"),
                 _number("Share", format_value(float(row["share"]), "share")),
-                _number("Sentiment", f"{row['sentiment_mean']:+.2f}"),
+                _number("Sentiment", f"{round(row['sentiment_mean'], 2) + 0.0:+.2f}"),
                 _number("NPS", nps),
                 _number("NPS impact", impact),
             ]
