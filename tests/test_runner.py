@@ -162,3 +162,22 @@ def test_plain_papermill_run_validates_parameters_too(workspace):
     assert info.value.ename == "ParameterError"
     assert "colour: unknown key" in info.value.evalue
     assert "top_events: Input should be greater than or equal to 1" in info.value.evalue
+
+
+def test_unquoted_yaml_dates_reach_the_notebook(workspace):
+    import datetime as dt
+
+    from workbench.runner import injectable
+
+    window = {"start": dt.date(2026, 3, 9), "end": dt.date(2026, 4, 12)}
+    assert injectable({"window": window, "as_of": [dt.datetime(2026, 4, 1, 9, 30)]}) == {
+        "window": {"start": "2026-03-09", "end": "2026-04-12"},
+        "as_of": ["2026-04-01T09:30:00"],
+    }
+    path = write_parameters(workspace, "good", {"window": window})
+    assert "start: 2026-03-09" in path.read_text()  # a YAML date, not quoted text
+    result = workbench(workspace, "run", "parameters/")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run,) = runs(workspace / "reports")
+    data_window = summary(run)["data_window"]
+    assert "2026-03-09" <= data_window["start"] <= data_window["end"] <= "2026-04-12"

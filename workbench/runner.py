@@ -112,7 +112,7 @@ def run_parameter_file(parameter_file: str | Path, out: str | Path) -> RunOutcom
     executed = tmp / "notebook.ipynb"
     error: BaseException | None = None
     try:
-        _execute(notebook, executed, {**raw, CONTEXT_NAME: context}, cwd=root)
+        _execute(notebook, executed, {**injectable(raw), CONTEXT_NAME: context}, cwd=root)
     except Exception as exc:  # a failing notebook becomes a failed readout, not a crash
         error = exc
     t_exec = time.perf_counter()
@@ -263,6 +263,17 @@ def standalone_page(title: str, body: str) -> str:
         f'<style>{readout_css()}</style></head><body style="max-width:1100px;margin:2rem auto">'
         f"{body}</body></html>"
     )
+
+
+def injectable(raw: Any) -> Any:
+    """Parameters as Papermill can inject them: YAML dates and times become ISO 8601 text."""
+    if isinstance(raw, dict):
+        return {k: injectable(v) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [injectable(v) for v in raw]
+    if isinstance(raw, dt.date):  # datetime is a date too
+        return raw.isoformat()
+    return raw
 
 
 def _execute(notebook: Path, output: Path, parameters: dict[str, Any], *, cwd: Path) -> None:
