@@ -664,7 +664,11 @@ def experiment_readout(
         metrics, srm, alpha=params.alpha, early=early, sequential=sequential
     )
 
-    daily = _trend(assignments, events, params, definitions, stats, end)
+    try:
+        daily = _trend(assignments, events, params, definitions, stats, end)
+    finally:
+        if stats.prepared is not None:
+            stats.prepared.release()
     segments = _segments(stats, params)
     checks = _checks(stats, params, srm, srm_table, metrics, events, definitions, end, early)
     window = {
@@ -794,6 +798,7 @@ def _trend(
         start=_data_start(params),
         end=end,
         caps=stats.caps,
+        prepared=stats.prepared,
     )
     compared = compare_to_control(
         by_day,
@@ -864,8 +869,8 @@ def _checks(
         Check(
             "exposed users without events",
             "warn" if exposed and silent / exposed > 0.5 else "pass",
-            f"{silent:,} of {exposed:,} exposed users ({silent / max(exposed, 1):.1%}) have no "
-            "event after exposure; they count with zeros",
+            f"{silent:,} of {exposed:,} exposed users ({silent / max(exposed, 1):.1%}) have "
+            "none of the metrics' events after exposure; they count with zeros",
         )
     )
     totals = stats.stats.groupby("metric", sort=False)[["sum_y", "sum_y2"]].sum()

@@ -25,6 +25,7 @@ Definitions (for the readout's method section):
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Literal
 
 import ibis
 import ibis.expr.datatypes as idt
+import numpy as np
 import pandas as pd
 from ibis import _
 
@@ -114,6 +116,7 @@ class ExperimentStats:
     first_exposure: pd.Timestamp | None = None
     last_exposure: pd.Timestamp | None = None
     segments: pd.DataFrame | None = None
+    prepared: PreparedExperiment | None = field(default=None, repr=False, compare=False)
 
     def srm(self, planned_split: Mapping[str, float]) -> SrmResult:
         """Sample ratio mismatch of the exposed users against the planned split by variant."""
@@ -129,7 +132,7 @@ class ExperimentStats:
 
     @property
     def users_without_events(self) -> int:
-        """Exposed users with no event in the longest metric window after exposure."""
+        """Exposed users with none of the metrics' events in the longest window after exposure."""
         return int(self.arms["users_without_events"].sum())
 
 
@@ -240,16 +243,26 @@ def _property_column(prop: str) -> str:
     return f"property__{prop}"
 
 
+def _metric_events(metrics: Sequence[MetricDefinition]) -> list[str]:
+    """Every event name a metric counts or sums, numerators and denominators."""
+    return sorted({e for m in metrics for e in (*m.events, *m.denominator_events)})
+
+
 def _events(events: ibis.Table, metrics: Sequence[MetricDefinition], end: object) -> ibis.Table:
-    """The event columns the metrics need, renamed so they cannot clash with user columns."""
+    """The metrics' events and the columns they need, renamed so they cannot clash with users'.
+
+    Only events some metric uses are kept: the join to exposures never sees the others.
+    """
     props = sorted({p for m in metrics for p in (m.value, m.denominator_value) if p})
-    ev = events.select(
+    ev = events.filter(events.event.isin(_metric_events(metrics)))
+    if end is not None:
+        ev = ev.filter(ev.timestamp < _timestamp(end))
+    return ev.select(
         ev_user=_.user_id,
         event=_.event,
         timestamp=_.timestamp,
-        **{_property_column(p): events[p] for p in props},
+        **{_property_column(p): ev[p] for p in props},
     )
-    return ev.filter(_.timestamp < _timestamp(end)) if end is not None else ev
 
 
 def _amount(t: ibis.Table, names: tuple[str, ...], prop: str | None) -> ibis.Value:
@@ -275,14 +288,18 @@ def _post(t: ibis.Table, metric: MetricDefinition) -> ibis.Value:
     return inside
 
 
-def _pre(t: ibis.Table, metric: MetricDefinition) -> ibis.Value:
-    return (t.offset_us < 0) & (t.offset_us >= -_microseconds(metric.covariate_days))
-
-
 def _joined(
-    users: ibis.Table, events: ibis.Table, metrics: Sequence[MetricDefinition], end: object
+    users: ibis.Table,
+    events: ibis.Table,
+    metrics: Sequence[MetricDefinition],
+    end: object,
+    how: Literal["inner", "left"] = "inner",
 ) -> ibis.Table:
-    """Users left-joined to their events in the widest window any metric needs."""
+    """Exposed users joined to their metric events in the widest window any metric needs.
+
+    With the inner join, users without such events have no row: they contribute zeros to every
+    sum, and their count comes from the exposures.
+    """
     ev = _events(events, metrics, end)
     lookback = max((m.covariate_days or 0) for m in metrics)
     predicates = [users.user_id == ev.ev_user]
@@ -292,29 +309,105 @@ def _joined(
     if all(m.window_days is not None for m in metrics):
         horizon = max(m.window_days for m in metrics)
         predicates.append(ev.timestamp < users.exposed_at + _seconds(horizon))
-    return _with_offset(users.left_join(ev, predicates))
+    return _with_offset(users.join(ev, predicates, how=how))
 
 
-def _value_columns(t: ibis.Table, metrics: Sequence[MetricDefinition]) -> dict[str, ibis.Value]:
-    """Per-user aggregates (y, d, x per metric) over the joined rows `t`, named m{i}_{y,d,x}."""
-    out: dict[str, ibis.Value] = {}
-    for i, m in enumerate(metrics):
-        post = _post(t, m)
-        y = ibis.ifelse(post, _amount(t, m.events, m.value), 0.0)
-        if m.type == "conversion":
-            out[f"m{i}_y"] = (y > 0).cast("float64").max().fill_null(0.0)
-        else:
-            out[f"m{i}_y"] = y.sum().fill_null(0.0)
+@dataclass(frozen=True)
+class _Component:
+    """A per-user quantity: Σ amount over the user's `events` with offset in [lo_us, hi_us).
+
+    The amount is `prop` (missing = 0) or 1 (a count). Metrics that need the same quantity
+    (page views as a mean and as a ratio's numerator, sessions as a denominator twice …)
+    share one component, so the pass over the events computes each once.
+    """
+
+    events: tuple[str, ...]
+    prop: str | None
+    lo_us: int
+    hi_us: int | None
+
+
+@dataclass(frozen=True)
+class _MetricColumns:
+    """Which components give a metric's value (y), denominator (d) and covariate (x)."""
+
+    y: int
+    d: int | None = None
+    x: int | None = None
+
+
+def _components(
+    metrics: Sequence[MetricDefinition],
+) -> tuple[list[_Component], list[_MetricColumns]]:
+    components: list[_Component] = []
+
+    def index(component: _Component) -> int:
+        if component not in components:
+            components.append(component)
+        return components.index(component)
+
+    columns = []
+    for m in metrics:
+        hi = _microseconds(m.window_days) if m.window_days is not None else None
+        y = index(_Component(tuple(sorted(set(m.events))), m.value, 0, hi))
+        d = x = None
         if m.type == "ratio":
-            d = ibis.ifelse(post, _amount(t, m.denominator_events, m.denominator_value), 0.0)
-            out[f"m{i}_d"] = d.sum().fill_null(0.0)
+            d = index(
+                _Component(tuple(sorted(set(m.denominator_events))), m.denominator_value, 0, hi)
+            )
         if m.covariate_days is not None:
-            x = ibis.ifelse(_pre(t, m), _amount(t, m.events, m.value), 0.0)
-            if m.type == "conversion":
-                out[f"m{i}_x"] = (x > 0).cast("float64").max().fill_null(0.0)
-            else:
-                out[f"m{i}_x"] = x.sum().fill_null(0.0)
+            pre = -_microseconds(m.covariate_days)
+            x = index(_Component(tuple(sorted(set(m.events))), m.value, pre, 0))
+        columns.append(_MetricColumns(y, d, x))
+    return components, columns
+
+
+def _component_values(
+    t: ibis.Table, components: Sequence[_Component], metrics: Sequence[MetricDefinition]
+) -> dict[str, ibis.Value]:
+    """Per-user aggregates k{j} of the joined rows `t`, one per component."""
+    codes = {name: code for code, name in enumerate(_metric_events(metrics), start=1)}
+    event_code = t.event.substitute(codes, else_=0)
+    out: dict[str, ibis.Value] = {}
+    for j, c in enumerate(components):
+        wanted = [codes[e] for e in c.events]
+        inside = event_code == wanted[0] if len(wanted) == 1 else event_code.isin(wanted)
+        inside &= t.offset_us >= c.lo_us
+        if c.hi_us is not None:
+            inside &= t.offset_us < c.hi_us
+        if c.prop:
+            out[f"k{j}"] = t[_property_column(c.prop)].cast("float64").sum(where=inside)
+        else:
+            out[f"k{j}"] = t.offset_us.count(where=inside)
     return out
+
+
+def _user_components(
+    users: ibis.Table,
+    events: ibis.Table,
+    metrics: Sequence[MetricDefinition],
+    end: object,
+    carry: Sequence[str] = (),
+) -> ibis.Table:
+    """One row per exposed user with metric events in the window: k{j}, post_events, `carry`."""
+    components, _ = _components(metrics)
+    joined = _joined(users, events, metrics, end)
+    values = _component_values(joined, components, metrics)
+    return joined.group_by("user_id").aggregate(
+        **{c: joined[c].arbitrary() for c in carry},
+        post_events=joined.offset_us.count(where=joined.offset_us >= 0),
+        **values,
+    )
+
+
+def _metric_value(
+    t: ibis.Table, metric: MetricDefinition, component: int, part: str, cap: float | None = None
+) -> ibis.Value:
+    """A metric's per-user value (part y, d or x) from a component column (missing = 0)."""
+    value = t[f"k{component}"].cast("float64").fill_null(0.0)
+    if metric.type == "conversion" and part != "d":
+        value = ibis.ifelse(value > 0, 1.0, 0.0)
+    return ibis.least(value, cap) if cap is not None else value
 
 
 def per_user_values(
@@ -332,33 +425,70 @@ def per_user_values(
     users = exposures(
         assignments, experiment, segment=segment, end=end, segment_columns=segment_columns
     )
-    joined = _joined(users, events, metrics, end)
     keys = ["user_id", "variant", "exposed_at"] + (["segment"] if segment else [])
     keys += [f"seg{j}" for j in range(len(segment_columns))]
-    values = _value_columns(joined, metrics)
-    seen = ibis.ifelse(joined.timestamp >= joined.exposed_at, 1, 0).max().fill_null(0)
-    return joined.group_by(keys).aggregate(has_events=seen, **values)
+    components, columns = _components(metrics)
+    joined = _joined(users, events, metrics, end, how="left")
+    found = joined.group_by(keys).aggregate(
+        post_events=joined.offset_us.count(where=joined.offset_us >= 0),
+        **_component_values(joined, components, metrics),
+    )
+    values = {}
+    for i, (m, cols) in enumerate(zip(metrics, columns, strict=True)):
+        for part in ("y", "d", "x"):
+            if getattr(cols, part) is not None:
+                values[f"m{i}_{part}"] = _metric_value(found, m, getattr(cols, part), part)
+    has_events = ibis.ifelse(found.post_events > 0, 1, 0)
+    return found.select(*keys, has_events=has_events, **values)
 
 
-def _winsor_caps(per_user: ibis.Table, metrics: Sequence[MetricDefinition]) -> dict[str, float]:
-    """Pooled (all arms) percentile of each winsorized per-user value, by engine column name."""
-    wanted = {}
-    for i, m in enumerate(metrics):
+def _quantile_from_counts(values: np.ndarray, counts: np.ndarray, q: float) -> float:
+    """The linear-interpolation quantile (numpy's default, DuckDB's quantile_cont) of a
+    population given as distinct values and their counts."""
+    order = np.argsort(values, kind="stable")
+    values, cumulative = values[order], np.cumsum(counts[order])
+    total = int(cumulative[-1])
+    position = (total - 1) * q
+    below = int(np.floor(position))
+    low = values[np.searchsorted(cumulative, below, side="right")]
+    high = values[np.searchsorted(cumulative, min(below + 1, total - 1), side="right")]
+    return float(low + (position - below) * (high - low))
+
+
+def _pooled_caps(
+    found: ibis.Table,
+    exposed: int,
+    metrics: Sequence[MetricDefinition],
+    columns: Sequence[_MetricColumns],
+) -> dict[str, float]:
+    """Winsorization caps by engine column name m{i}_{y,x}: the pooled (all arms) percentile
+    over every exposed user, those without events counting as zeros.
+
+    Each is computed from the distinct per-user values and their counts, which the engine
+    returns (a few thousand rows at most for counts), so no per-user column reaches pandas.
+    """
+    wanted = []
+    for i, (m, cols) in enumerate(zip(metrics, columns, strict=True)):
         if m.winsorize is None:
             continue
-        wanted[f"m{i}_y"] = per_user[f"m{i}_y"].quantile(m.winsorize)
-        if m.covariate_days is not None:
-            wanted[f"m{i}_x"] = per_user[f"m{i}_x"].quantile(m.winsorize)
-    if not wanted:
+        wanted.append((f"m{i}_y", m, cols.y, "y"))
+        if cols.x is not None:
+            wanted.append((f"m{i}_x", m, cols.x, "x"))
+    if not wanted or exposed == 0:
         return {}
-    row = per_user.aggregate(**wanted).execute().iloc[0]
-    return {name: float(row[name]) for name in wanted if pd.notna(row[name])}
-
-
-def _capped(per_user: ibis.Table, caps: dict[str, float]) -> ibis.Table:
-    if not caps:
-        return per_user
-    return per_user.mutate(**{c: ibis.least(per_user[c], cap) for c, cap in caps.items()})
+    with_events = int(found.count().execute())
+    caps = {}
+    for name, m, component, part in wanted:
+        counted = (
+            found.select(v=_metric_value(found, m, component, part))
+            .group_by("v")
+            .aggregate(n=_.count())
+            .execute()
+        )
+        values = np.append(counted["v"].to_numpy(float), 0.0)
+        counts = np.append(counted["n"].to_numpy(np.int64), exposed - with_events)
+        caps[name] = _quantile_from_counts(values, counts, m.winsorize)
+    return caps
 
 
 def _caps_by_metric(caps: dict[str, float], metrics: Sequence[MetricDefinition]) -> dict:
@@ -369,20 +499,25 @@ def _caps_by_metric(caps: dict[str, float], metrics: Sequence[MetricDefinition])
     return out
 
 
-def _sums(t: ibis.Table, metrics: Sequence[MetricDefinition]) -> dict[str, ibis.Value]:
-    """Aggregates of per-user columns m{i}_{y,d,x} into per-arm sufficient statistics."""
+def _sums(
+    t: ibis.Table,
+    metrics: Sequence[MetricDefinition],
+    columns: Sequence[_MetricColumns],
+    caps: Mapping[str, float],
+) -> dict[str, ibis.Value]:
+    """Aggregates of per-user component columns into per-arm sufficient statistics."""
     out: dict[str, ibis.Value] = {}
-    for i, m in enumerate(metrics):
-        y = t[f"m{i}_y"]
+    for i, (m, cols) in enumerate(zip(metrics, columns, strict=True)):
+        y = _metric_value(t, m, cols.y, "y", caps.get(f"m{i}_y"))
         out[f"m{i}__sum_y"] = y.sum()
         out[f"m{i}__sum_y2"] = (y * y).sum()
-        if m.type == "ratio":
-            d = t[f"m{i}_d"]
+        if cols.d is not None:
+            d = _metric_value(t, m, cols.d, "d")
             out[f"m{i}__sum_d"] = d.sum()
             out[f"m{i}__sum_d2"] = (d * d).sum()
             out[f"m{i}__sum_yd"] = (y * d).sum()
-        if m.covariate_days is not None:
-            x = t[f"m{i}_x"]
+        if cols.x is not None:
+            x = _metric_value(t, m, cols.x, "x", caps.get(f"m{i}_x"))
             out[f"m{i}__sum_x"] = x.sum()
             out[f"m{i}__sum_x2"] = (x * x).sum()
             out[f"m{i}__sum_xy"] = (x * y).sum()
@@ -425,6 +560,33 @@ def _metric_order(metrics: Sequence[MetricDefinition]):
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass
+class PreparedExperiment:
+    """The engine tables one readout reuses: every assigned user, and the per-user components.
+
+    Both are materialised once in the engine (Ibis `cache`, a temporary table), so the statistics,
+    the caps, the segments and the daily view read them instead of re-joining the raw events.
+    `release()` drops them.
+    """
+
+    metrics: tuple[MetricDefinition, ...]
+    end: object
+    assigned: ibis.Table
+    found: ibis.Table
+    columns: tuple[_MetricColumns, ...]
+
+    @property
+    def exposed(self) -> ibis.Table:
+        """Users exposed to exactly one variant."""
+        return self.assigned.filter(_.variants == 1).drop("variants")
+
+    def release(self) -> None:
+        """Drop the materialised tables (they are rebuilt if used again)."""
+        for table in (self.found, self.assigned):
+            with contextlib.suppress(Exception):  # not cached on this backend, or released
+                table.release()
+
+
 def experiment_stats(
     assignments: ibis.Table,
     events: ibis.Table,
@@ -434,17 +596,24 @@ def experiment_stats(
     end: object = None,
     segments: Sequence[str] = (),
     top_k: int = 10,
+    caps: dict[str, dict[str, float]] | None = None,
 ) -> ExperimentStats:
     """Per-arm sufficient statistics of every metric, plus assignment and event-quality counts.
 
-    With `segments`, the same engine pass also gives the statistics per segment value (the
-    top_k largest values of each column, the rest as "other"), in `ExperimentStats.segments`:
-    per-arm sums are additive, so one GROUP BY over the segment labels serves them all.
+    One pass over the assignments gives every assigned user (materialised); one pass over the
+    metric events joined to the exposed users gives each user's metric components
+    (materialised). Everything else reads those two tables: per-arm sums are additive, so one
+    GROUP BY over the segment labels serves every segment column (the top_k largest values of
+    each, the rest as "other", in `ExperimentStats.segments`). `caps` replaces the pooled
+    winsorization caps (by metric name: {"value": …, "covariate": …}).
     """
     _check_metrics(metrics, events)
     if top_k < 1:
         raise ExperimentDataError("top_k must be at least 1")
-    assigned = _assignment_users(assignments, experiment, segment=None, end=end)
+    segments = list(segments)
+    assigned = _assignment_users(
+        assignments, experiment, segment=None, end=end, segment_columns=segments
+    ).cache()
     summary = (
         assigned.group_by(["variant", (_.variants > 1).name("multiple")])
         .aggregate(users=_.count(), first=_.exposed_at.min(), last=_.exposed_at.max())
@@ -464,26 +633,36 @@ def experiment_stats(
             f"experiment {experiment!r}: every assigned user is in more than one variant"
         )
 
-    segments = list(segments)
-    per_user = per_user_values(
-        assignments, events, experiment, metrics, end=end, segment_columns=segments
-    )
-    caps = _pooled_caps(assignments, events, experiment, metrics, end)
-    per_user = _capped(per_user, caps)
-    labels = _top_segment_labels(assignments, experiment, segments, top_k, end)
+    exposed = assigned.filter(_.variants == 1).drop("variants")
+    labels = _top_segment_labels(exposed, segments, top_k)
     relabel = {
-        f"seg{j}": ibis.ifelse(per_user[f"seg{j}"].isin(top), per_user[f"seg{j}"], OTHER_SEGMENT)
+        f"seg{j}": ibis.ifelse(exposed[f"seg{j}"].isin(top), exposed[f"seg{j}"], OTHER_SEGMENT)
         for j, top in enumerate(labels)
         if top
     }
-    labelled = per_user.mutate(**relabel) if relabel else per_user
-    by_label = (
-        labelled.group_by(["variant", *[f"seg{j}" for j in range(len(segments))]])
-        .aggregate(n=_.count(), with_events=_.has_events.sum(), **_sums(labelled, metrics))
+    labelled = exposed.mutate(**relabel) if relabel else exposed
+    keys = ["variant", *[f"seg{j}" for j in range(len(segments))]]
+    found = _user_components(labelled, events, metrics, end, carry=keys).cache()
+    columns = _components(metrics)[1]
+    total = int(clean["users"].sum())
+    cap_columns = (
+        _cap_columns(caps, metrics)
+        if caps is not None
+        else _pooled_caps(found, total, metrics, columns)
+    )
+    counts = labelled.group_by(keys).aggregate(n=_.count()).execute()
+    sums = (
+        found.group_by(keys)
+        .aggregate(
+            with_events=(found.post_events > 0).cast("int64").sum(),
+            **_sums(found, metrics, columns, cap_columns),
+        )
         .execute()
     )
-    sums = [c for c in by_label.columns if c == "n" or c == "with_events" or "__sum_" in c]
-    wide = by_label.groupby("variant", as_index=False)[sums].sum()
+    by_label = counts.merge(sums, on=keys, how="left")
+    summed = [c for c in by_label.columns if c == "n" or c == "with_events" or "__sum_" in c]
+    by_label[summed] = by_label[summed].fillna(0.0)
+    wide = by_label.groupby("variant", as_index=False)[summed].sum()
     arms = (
         wide[["variant", "n", "with_events"]]
         .rename(columns={"n": "users"})
@@ -497,43 +676,20 @@ def experiment_stats(
         stats=_long(wide, metrics, ["variant"]),
         arms=arms,
         multi_variant_users=multi_users,
-        caps=_caps_by_metric(caps, metrics),
+        caps=_caps_by_metric(cap_columns, metrics),
         first_exposure=pd.Timestamp(clean["first"].min()),
         last_exposure=pd.Timestamp(clean["last"].max()),
-        segments=_segment_frames(by_label, sums, segments, labels, metrics),
+        segments=_segment_frames(by_label, summed, segments, labels, metrics),
+        prepared=PreparedExperiment(tuple(metrics), end, assigned, found, tuple(columns)),
     )
 
 
-def _pooled_caps(
-    assignments: ibis.Table,
-    events: ibis.Table,
-    experiment: str,
-    metrics: Sequence[MetricDefinition],
-    end: object,
-) -> dict[str, float]:
-    """Winsorization caps from a pass over only the winsorized metrics and their events."""
-    winsorized = [m for m in metrics if m.winsorize is not None]
-    if not winsorized:
-        return {}
-    needed = sorted({e for m in winsorized for e in m.events})
-    subset = per_user_values(
-        assignments, events.filter(events.event.isin(needed)), experiment, winsorized, end=end
-    )
-    caps = _caps_by_metric(_winsor_caps(subset, winsorized), winsorized)
-    return _cap_columns(caps, metrics)
-
-
-def _top_segment_labels(
-    assignments: ibis.Table, experiment: str, segments: list[str], top_k: int, end: object
-) -> list[list[str]]:
+def _top_segment_labels(exposed: ibis.Table, segments: list[str], top_k: int) -> list[list[str]]:
     """The top_k most common values of each segment column among exposed users."""
-    if not segments:
-        return []
-    users = exposures(assignments, experiment, end=end, segment_columns=segments)
     labels = []
     for j in range(len(segments)):
         ranked = (
-            users.group_by(f"seg{j}")
+            exposed.group_by(f"seg{j}")
             .aggregate(users=_.count())
             .order_by([ibis.desc("users"), f"seg{j}"])
             .limit(top_k)
@@ -578,36 +734,18 @@ def segment_stats(
     caps: dict[str, dict[str, float]] | None = None,
 ) -> pd.DataFrame:
     """Per-arm sufficient statistics per segment value: the top_k largest, the rest as "other"."""
-    if top_k < 1:
-        raise ExperimentDataError("top_k must be at least 1")
-    per_user = per_user_values(assignments, events, experiment, metrics, segment=segment, end=end)
-    users = exposures(assignments, experiment, segment=segment, end=end)
-    ranked = (
-        users.group_by("segment")
-        .aggregate(users=_.count())
-        .order_by([ibis.desc("users"), "segment"])
-        .limit(top_k)
-        .execute()
+    result = experiment_stats(
+        assignments,
+        events,
+        experiment,
+        metrics,
+        end=end,
+        segments=[segment],
+        top_k=top_k,
+        caps=caps,
     )
-    top = [str(s) for s in ranked["segment"]]
-    cap_columns = _cap_columns(caps, metrics) if caps is not None else None
-    per_user = _capped(
-        per_user, cap_columns if cap_columns is not None else _winsor_caps(per_user, metrics)
-    )
-    labelled = per_user.mutate(
-        segment=ibis.ifelse(_.segment.isin(top), _.segment, OTHER_SEGMENT) if top else _.segment
-    )
-    wide = (
-        labelled.group_by(["segment", "variant"])
-        .aggregate(n=_.count(), **_sums(labelled, metrics))
-        .execute()
-    )
-    out = _long(wide, metrics, ["segment", "variant"])
-    rank = {s: i for i, s in enumerate([*top, OTHER_SEGMENT])}
-    out["segment_rank"] = out["segment"].map(rank).astype("int64")
-    return out.sort_values(
-        ["segment_rank", "metric", "variant"], kind="stable", key=_metric_order(metrics)
-    ).reset_index(drop=True)
+    result.prepared.release()
+    return result.segments.drop(columns="segment_column").reset_index(drop=True)
 
 
 def _cap_columns(
@@ -630,15 +768,48 @@ def daily_stats(
     start: object = None,
     end: object = None,
     caps: dict[str, dict[str, float]] | None = None,
+    prepared: PreparedExperiment | None = None,
 ) -> pd.DataFrame:
-    """Cumulative sufficient statistics as of the end of each day since the experiment start."""
+    """Cumulative sufficient statistics as of the end of each day since the experiment start.
+
+    `prepared` (from `experiment_stats` with the same assignments, events and end, and metrics
+    that include these) reuses its exposures and covariates instead of recomputing them.
+    """
     _check_metrics(metrics, events)
-    per_user = per_user_values(assignments, events, experiment, metrics, end=end)
-    cap_columns = (
-        _cap_columns(caps, metrics) if caps is not None else _winsor_caps(per_user, metrics)
-    )
+    own = prepared is None or not set(metrics) <= set(prepared.metrics) or prepared.end != end
+    if own:
+        result = experiment_stats(assignments, events, experiment, metrics, end=end, caps=caps)
+        prepared, caps = result.prepared, result.caps
+    elif caps is None:
+        caps = _caps_by_metric(
+            _pooled_caps(
+                prepared.found,
+                int(prepared.exposed.count().execute()),
+                prepared.metrics,
+                prepared.columns,
+            ),
+            prepared.metrics,
+        )
+    try:
+        return _daily(
+            prepared, events, experiment, metrics, start, end, _cap_columns(caps, metrics)
+        )
+    finally:
+        if own:
+            prepared.release()
+
+
+def _daily(
+    prepared: PreparedExperiment,
+    events: ibis.Table,
+    experiment: str,
+    metrics: Sequence[MetricDefinition],
+    start: object,
+    end: object,
+    cap_columns: dict[str, float],
+) -> pd.DataFrame:
+    exposed = prepared.exposed
     if start is None:
-        exposed = exposures(assignments, experiment, end=end)
         first = exposed.aggregate(first=_.exposed_at.min()).execute()["first"].iloc[0]
         if pd.isna(first):
             raise ExperimentDataError(f"no exposed users in experiment {experiment!r}")
@@ -650,12 +821,29 @@ def daily_stats(
         return (ts.epoch_seconds().cast("int64") - start_epoch) // _DAY_S
 
     # Users enter on their exposure day with their covariate (known at exposure).
-    covariates = [f"m{i}_x" for i, m in enumerate(metrics) if m.covariate_days is not None]
+    index = {m: i for i, m in enumerate(prepared.metrics)}
+    covariates = {
+        f"m{i}_x": (m, prepared.columns[index[m]].x)
+        for i, m in enumerate(metrics)
+        if m.covariate_days is not None
+    }
+    users = exposed.select("user_id", "variant", "exposed_at")
     if covariates:
-        users = per_user.select("user_id", "variant", "exposed_at", *covariates)
-    else:
-        users = exposures(assignments, experiment, end=end)
-    users = _capped(users, {c: v for c, v in cap_columns.items() if c in covariates})
+        found = prepared.found
+        known = found.select(
+            found.user_id.name("x_user"),
+            *[found[f"k{j}"] for j in sorted({j for _m, j in covariates.values()})],
+        )
+        users = users.left_join(known, users.user_id == known.x_user)
+        users = users.select(
+            "user_id",
+            "variant",
+            "exposed_at",
+            **{
+                name: _metric_value(users, m, j, "x", cap_columns.get(name))
+                for name, (m, j) in covariates.items()
+            },
+        )
     entries = {}
     for column in covariates:
         i = column[1:].split("_")[0]
@@ -669,9 +857,6 @@ def daily_stats(
 
     # Per (user, day) increments of each metric's numerator and denominator in its window.
     ev = _events(events, metrics, end)
-    ev = ev.filter(
-        ev.event.isin(sorted({e for m in metrics for e in (*m.events, *m.denominator_events)}))
-    )
     predicates = [users.user_id == ev.ev_user, ev.timestamp >= users.exposed_at]
     if all(m.window_days is not None for m in metrics):
         horizon = max(m.window_days for m in metrics)
