@@ -14,3 +14,32 @@ def _timezone(zone: str, ts: idt.Timestamp(timezone="UTC")) -> idt.Timestamp(tim
 def local_time(ts: ibis.Value, zone: str) -> ibis.Value:
     """Wall-clock time in `zone` of a UTC timestamp (UTC needs no conversion on any backend)."""
     return ts.cast(idt.Timestamp(timezone=None)) if zone == "UTC" else _timezone(zone, ts)
+
+
+@ibis.udf.scalar.builtin(name="epoch_us")
+def _epoch_us(ts: idt.Timestamp(timezone="UTC")) -> idt.int64:
+    """DuckDB's epoch_us(timestamptz): microseconds since 1970-01-01 UTC."""
+
+
+@ibis.udf.agg.builtin(name="arg_min")
+def _arg_min_string(arg: idt.string, key: idt.Timestamp(timezone="UTC")) -> idt.string:
+    """DuckDB's arg_min(arg, key): the value of `arg` on the row with the smallest `key`."""
+
+
+def epoch_microseconds(ts: ibis.Value) -> ibis.Value:
+    """Microseconds since the epoch of a UTC timestamp, as an integer.
+
+    Offsets between events and exposures are differences of these: on DuckDB this is several
+    times faster than a timestamp difference (`date_diff`) over tens of millions of rows.
+    """
+    if ts.type().is_timestamp() and ts.type().timezone is None:
+        ts = ts.cast(idt.Timestamp(timezone="UTC"))  # naive times are UTC in the workbench
+    return _epoch_us(ts)
+
+
+def first_string(value: ibis.Value, by: ibis.Value) -> ibis.Value:
+    """The string `value` on the row with the smallest `by` in each group (ties: any one).
+
+    DuckDB's arg_min, about twice as fast as the ordered FIRST that Ibis's argmin compiles to.
+    """
+    return _arg_min_string(value, by)

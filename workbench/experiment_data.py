@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from ibis import _
 
+from workbench.engine import epoch_microseconds, first_string
 from workbench.errors import WorkbenchError
 from workbench.experiment_stats import SrmResult, srm_check
 
@@ -179,12 +180,22 @@ def _assignment_users(
     extra = {}
     for name, column in wanted.items():
         value = rows[column].cast("string").fill_null(MISSING_SEGMENT)
-        extra[name] = value.argmin(rows.assigned_at)
-    return rows.group_by("user_id").aggregate(
-        variants=_.variant.nunique(),
-        variant=_.variant.min(),
+        extra[name] = first_string(value, rows.assigned_at)
+    grouped = rows.group_by("user_id").aggregate(
+        first_variant=_.variant.min(),
+        last_variant=_.variant.max(),
         exposed_at=_.assigned_at.min(),
+        exposed_us=epoch_microseconds(rows.assigned_at).min(),
         **extra,
+    )
+    # variants: 1, or 2 for "more than one" (cheaper than counting distinct variants)
+    return grouped.select(
+        "user_id",
+        variants=ibis.ifelse(grouped.first_variant == grouped.last_variant, 1, 2),
+        variant=grouped.first_variant,
+        exposed_at=grouped.exposed_at,
+        exposed_us=grouped.exposed_us,
+        **{name: grouped[name] for name in extra},
     )
 
 
@@ -261,6 +272,7 @@ def _events(events: ibis.Table, metrics: Sequence[MetricDefinition], end: object
         ev_user=_.user_id,
         event=_.event,
         timestamp=_.timestamp,
+        ev_us=epoch_microseconds(ev.timestamp),
         **{_property_column(p): ev[p] for p in props},
     )
 
@@ -278,7 +290,7 @@ def _microseconds(days: float) -> int:
 
 def _with_offset(joined: ibis.Table) -> ibis.Table:
     """Joined rows with the event's offset from exposure in µs, computed once for all metrics."""
-    return joined.mutate(offset_us=joined.timestamp.delta(joined.exposed_at, unit="microsecond"))
+    return joined.mutate(offset_us=joined.ev_us - joined.exposed_us)
 
 
 def _post(t: ibis.Table, metric: MetricDefinition) -> ibis.Value:
@@ -303,13 +315,13 @@ def _joined(
     ev = _events(events, metrics, end)
     lookback = max((m.covariate_days or 0) for m in metrics)
     predicates = [users.user_id == ev.ev_user]
-    predicates.append(
-        ev.timestamp >= (users.exposed_at - _seconds(lookback) if lookback else users.exposed_at)
-    )
+    predicates.append(ev.ev_us >= users.exposed_us - _microseconds(lookback))
     if all(m.window_days is not None for m in metrics):
         horizon = max(m.window_days for m in metrics)
-        predicates.append(ev.timestamp < users.exposed_at + _seconds(horizon))
-    return _with_offset(users.join(ev, predicates, how=how))
+        predicates.append(ev.ev_us < users.exposed_us + _microseconds(horizon))
+    joined = _with_offset(ev.join(users, predicates, how="right" if how == "left" else how))
+    codes = {name: code for code, name in enumerate(_metric_events(metrics), start=1)}
+    return joined.mutate(event_code=joined.event.substitute(codes, else_=0))
 
 
 @dataclass(frozen=True)
@@ -367,7 +379,7 @@ def _component_values(
 ) -> dict[str, ibis.Value]:
     """Per-user aggregates k{j} of the joined rows `t`, one per component."""
     codes = {name: code for code, name in enumerate(_metric_events(metrics), start=1)}
-    event_code = t.event.substitute(codes, else_=0)
+    event_code = t.event_code
     out: dict[str, ibis.Value] = {}
     for j, c in enumerate(components):
         wanted = [codes[e] for e in c.events]
@@ -378,7 +390,7 @@ def _component_values(
         if c.prop:
             out[f"k{j}"] = t[_property_column(c.prop)].cast("float64").sum(where=inside)
         else:
-            out[f"k{j}"] = t.offset_us.count(where=inside)
+            out[f"k{j}"] = t.count(where=inside)
     return out
 
 
@@ -389,13 +401,17 @@ def _user_components(
     end: object,
     carry: Sequence[str] = (),
 ) -> ibis.Table:
-    """One row per exposed user with metric events in the window: k{j}, post_events, `carry`."""
+    """One row per exposed user with metric events in the window: k{j}, post_events, `carry`.
+
+    `carry` names integer columns of `users` that are constant per user (taken with min):
+    cheaper in the per-user aggregation than grouping by them or carrying strings.
+    """
     components, _ = _components(metrics)
     joined = _joined(users, events, metrics, end)
     values = _component_values(joined, components, metrics)
     return joined.group_by("user_id").aggregate(
-        **{c: joined[c].arbitrary() for c in carry},
-        post_events=joined.offset_us.count(where=joined.offset_us >= 0),
+        **{c: joined[c].min() for c in carry},
+        post_events=joined.count(where=joined.offset_us >= 0),
         **values,
     )
 
@@ -635,14 +651,17 @@ def experiment_stats(
 
     exposed = assigned.filter(_.variants == 1).drop("variants")
     labels = _top_segment_labels(exposed, segments, top_k)
-    relabel = {
-        f"seg{j}": ibis.ifelse(exposed[f"seg{j}"].isin(top), exposed[f"seg{j}"], OTHER_SEGMENT)
-        for j, top in enumerate(labels)
-        if top
-    }
-    labelled = exposed.mutate(**relabel) if relabel else exposed
-    keys = ["variant", *[f"seg{j}" for j in range(len(segments))]]
-    found = _user_components(labelled, events, metrics, end, carry=keys).cache()
+    # Each exposed user's cell (variant × segment labels) as one integer, so the per-user
+    # aggregation carries a number, not strings; decoded below.
+    variants = sorted(str(v) for v in clean["variant"])
+    levels = [variants] + [[*top, OTHER_SEGMENT] for top in labels]
+    cell = ibis.literal(0, type="int64")
+    for j, values in enumerate(levels):
+        column = exposed.variant if j == 0 else exposed[f"seg{j - 1}"]
+        code = column.substitute({v: i for i, v in enumerate(values)}, else_=len(values) - 1)
+        cell = cell * len(values) + code.cast("int64")
+    labelled = exposed.mutate(cell=cell)
+    found = _user_components(labelled, events, metrics, end, carry=["cell"]).cache()
     columns = _components(metrics)[1]
     total = int(clean["users"].sum())
     cap_columns = (
@@ -650,16 +669,17 @@ def experiment_stats(
         if caps is not None
         else _pooled_caps(found, total, metrics, columns)
     )
-    counts = labelled.group_by(keys).aggregate(n=_.count()).execute()
+    counts = labelled.group_by("cell").aggregate(n=_.count()).execute()
     sums = (
-        found.group_by(keys)
+        found.group_by("cell")
         .aggregate(
             with_events=(found.post_events > 0).cast("int64").sum(),
             **_sums(found, metrics, columns, cap_columns),
         )
         .execute()
     )
-    by_label = counts.merge(sums, on=keys, how="left")
+    keys = ["variant", *[f"seg{j}" for j in range(len(segments))]]
+    by_label = _decode_cells(counts.merge(sums, on="cell", how="left"), keys, levels)
     summed = [c for c in by_label.columns if c == "n" or c == "with_events" or "__sum_" in c]
     by_label[summed] = by_label[summed].fillna(0.0)
     wide = by_label.groupby("variant", as_index=False)[summed].sum()
@@ -682,6 +702,19 @@ def experiment_stats(
         segments=_segment_frames(by_label, summed, segments, labels, metrics),
         prepared=PreparedExperiment(tuple(metrics), end, assigned, found, tuple(columns)),
     )
+
+
+def _decode_cells(frame: pd.DataFrame, keys: list[str], levels: list[list[str]]) -> pd.DataFrame:
+    """Replace the integer `cell` column by its variant and segment label columns."""
+    code = frame["cell"].to_numpy(np.int64)
+    decoded = {}
+    for key, values in zip(reversed(keys), reversed(levels), strict=True):
+        decoded[key] = np.asarray(values, dtype=object)[code % len(values)]
+        code = code // len(values)
+    out = frame.drop(columns="cell")
+    for key in keys:
+        out.insert(keys.index(key), key, decoded[key])
+    return out
 
 
 def _top_segment_labels(exposed: ibis.Table, segments: list[str], top_k: int) -> list[list[str]]:
@@ -827,7 +860,7 @@ def _daily(
         for i, m in enumerate(metrics)
         if m.covariate_days is not None
     }
-    users = exposed.select("user_id", "variant", "exposed_at")
+    users = exposed.select("user_id", "variant", "exposed_at", "exposed_us")
     if covariates:
         found = prepared.found
         known = found.select(
@@ -839,6 +872,7 @@ def _daily(
             "user_id",
             "variant",
             "exposed_at",
+            "exposed_us",
             **{
                 name: _metric_value(users, m, j, "x", cap_columns.get(name))
                 for name, (m, j) in covariates.items()
@@ -857,10 +891,10 @@ def _daily(
 
     # Per (user, day) increments of each metric's numerator and denominator in its window.
     ev = _events(events, metrics, end)
-    predicates = [users.user_id == ev.ev_user, ev.timestamp >= users.exposed_at]
+    predicates = [users.user_id == ev.ev_user, ev.ev_us >= users.exposed_us]
     if all(m.window_days is not None for m in metrics):
         horizon = max(m.window_days for m in metrics)
-        predicates.append(ev.timestamp < users.exposed_at + _seconds(horizon))
+        predicates.append(ev.ev_us < users.exposed_us + _microseconds(horizon))
     joined = _with_offset(users.join(ev, predicates))
     increments = {}
     for i, m in enumerate(metrics):
