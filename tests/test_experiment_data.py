@@ -286,6 +286,22 @@ def test_daily_statistics_are_what_a_readout_saw_at_the_end_of_each_day(data: di
     assert by_day["cs_low"].notna().any()
 
 
+def test_daily_conversions_without_covariates_take_the_first_event_day(data: dict) -> None:
+    """Conversions alone use a shortcut (first qualifying day per user): same numbers."""
+    a, e = data["tables"]
+    conversions = [
+        MetricDefinition("reported", "conversion", ("report_created",), window_days=3),
+        METRICS[4],
+    ]
+    daily = daily_stats(a, e, "checklist", conversions)
+    for day in (0, 2, 6, 16, int(daily["day"].max())):
+        cutoff = START + (day + 1) * DAY
+        reference, _ = reference_per_user(*data["pandas"], conversions, cutoff=cutoff)
+        expected = reference_sums(reference, conversions, ["variant"])
+        engine = daily[daily["day"] == day].drop(columns=["day", "date"])
+        assert_sums_match(engine, expected, ["variant"])
+
+
 def test_daily_statistics_respect_end_and_start(data: dict, result) -> None:
     a, e = data["tables"]
     end = START + 5 * DAY + pd.Timedelta(hours=12)

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from ibis import _
 
-from workbench.engine import epoch_microseconds, first_string
+from workbench.engine import epoch_microseconds, first_string, joins_as_written
 from workbench.errors import WorkbenchError
 from workbench.experiment_stats import SrmResult, srm_check
 
@@ -661,7 +661,9 @@ def experiment_stats(
         code = column.substitute({v: i for i, v in enumerate(values)}, else_=len(values) - 1)
         cell = cell * len(values) + code.cast("int64")
     labelled = exposed.mutate(cell=cell)
-    found = _user_components(labelled, events, metrics, end, carry=["cell"]).cache()
+    found = _user_components(labelled, events, metrics, end, carry=["cell"])
+    with joins_as_written(found):  # build the join on the exposed users, not the events
+        found = found.cache()
     columns = _components(metrics)[1]
     total = int(clean["users"].sum())
     cap_columns = (
@@ -848,10 +850,11 @@ def _daily(
             raise ExperimentDataError(f"no exposed users in experiment {experiment!r}")
         start = _utc(first).floor("D")
     start = _utc(start)
-    start_epoch = int(start.timestamp())
+    start_us = int(start.timestamp()) * 1_000_000
+    day_us = _DAY_S * 1_000_000
 
-    def day(ts: ibis.Value) -> ibis.Value:
-        return (ts.epoch_seconds().cast("int64") - start_epoch) // _DAY_S
+    def day(epoch_us: ibis.Value) -> ibis.Value:
+        return (epoch_us - start_us) // day_us
 
     # Users enter on their exposure day with their covariate (known at exposure).
     index = {m: i for i, m in enumerate(prepared.metrics)}
@@ -884,7 +887,7 @@ def _daily(
         entries[f"m{i}__sum_x"] = users[column].sum()
         entries[f"m{i}__sum_x2"] = (users[column] * users[column]).sum()
     entered = (
-        users.group_by(["variant", day(users.exposed_at).name("day")])
+        users.group_by(["variant", day(users.exposed_us).name("day")])
         .aggregate(n=_.count(), **entries)
         .execute()
     )
@@ -896,41 +899,10 @@ def _daily(
         horizon = max(m.window_days for m in metrics)
         predicates.append(ev.ev_us < users.exposed_us + _microseconds(horizon))
     joined = _with_offset(users.join(ev, predicates))
-    increments = {}
-    for i, m in enumerate(metrics):
-        post = _post(joined, m)
-        increments[f"i{i}_y"] = ibis.ifelse(post, _amount(joined, m.events, m.value), 0.0).sum()
-        if m.type == "ratio":
-            increments[f"i{i}_d"] = ibis.ifelse(
-                post, _amount(joined, m.denominator_events, m.denominator_value), 0.0
-            ).sum()
-    keys = ["user_id", "variant", *covariates]
-    daily = joined.group_by([*keys, day(joined.timestamp).name("day")]).aggregate(**increments)
-    running = ibis.window(group_by="user_id", order_by="day", rows=(None, 0))
-    daily = daily.mutate(**{f"c{name[1:]}": daily[name].sum().over(running) for name in increments})
-
-    def value(i: int, cumulative: ibis.Value, metric: MetricDefinition) -> ibis.Value:
-        if metric.type == "conversion":
-            return ibis.ifelse(cumulative > 0, 1.0, 0.0)
-        cap = cap_columns.get(f"m{i}_y")
-        return ibis.least(cumulative, cap) if cap is not None else cumulative
-
-    deltas = {}
-    for i, m in enumerate(metrics):
-        cum_y = daily[f"c{i}_y"]
-        prev_y = cum_y - daily[f"i{i}_y"]
-        y_now, y_before = value(i, cum_y, m), value(i, prev_y, m)
-        deltas[f"m{i}__sum_y"] = (y_now - y_before).sum()
-        deltas[f"m{i}__sum_y2"] = (y_now * y_now - y_before * y_before).sum()
-        if m.type == "ratio":
-            d_now = daily[f"c{i}_d"]
-            d_before = d_now - daily[f"i{i}_d"]
-            deltas[f"m{i}__sum_d"] = daily[f"i{i}_d"].sum()
-            deltas[f"m{i}__sum_d2"] = (d_now * d_now - d_before * d_before).sum()
-            deltas[f"m{i}__sum_yd"] = (y_now * d_now - y_before * d_before).sum()
-        if m.covariate_days is not None:
-            deltas[f"m{i}__sum_xy"] = (daily[f"m{i}_x"] * (y_now - y_before)).sum()
-    changes = daily.group_by(["variant", "day"]).aggregate(**deltas).execute()
+    if not covariates and all(m.type == "conversion" for m in metrics):
+        changes = _daily_conversions(joined, metrics, day(joined.ev_us))
+    else:
+        changes = _daily_changes(joined, metrics, day(joined.ev_us), covariates, cap_columns)
 
     days_seen = int(pd.concat([entered["day"], changes["day"]]).max())
     last_day = days_seen if end is None else (_utc(end) - start).ceil("D").days - 1
@@ -956,6 +928,76 @@ def _daily(
     out = out[out["n"] > 0].reset_index(drop=True)
     out.insert(3, "date", (start + pd.to_timedelta(out["day"], unit="D")).dt.date)
     return out
+
+
+def _daily_conversions(
+    joined: ibis.Table, metrics: Sequence[MetricDefinition], day: ibis.Value
+) -> pd.DataFrame:
+    """Daily changes of conversions: a user's value goes from 0 to 1 on the day of their first
+    qualifying event, so the first day per user is all that is needed (no running sums)."""
+    firsts = joined.group_by(["user_id", "variant"]).aggregate(
+        **{
+            f"d{i}": day.min(where=_post(joined, m) & joined.event.isin(list(m.events)))
+            for i, m in enumerate(metrics)
+        }
+    )
+    parts = []
+    for i in range(len(metrics)):
+        converted = (
+            firsts.filter(firsts[f"d{i}"].notnull())
+            .group_by(["variant", firsts[f"d{i}"].name("day")])
+            .aggregate(count=_.count())
+            .execute()
+        )
+        count = converted.pop("count").astype("float64")
+        parts.append(converted.assign(**{f"m{i}__sum_y": count, f"m{i}__sum_y2": count}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _daily_changes(
+    joined: ibis.Table,
+    metrics: Sequence[MetricDefinition],
+    day: ibis.Value,
+    covariates: Mapping[str, object],
+    cap_columns: Mapping[str, float],
+) -> pd.DataFrame:
+    """Daily changes of every sum from per (user, day) increments and per-user running sums."""
+    increments = {}
+    for i, m in enumerate(metrics):
+        post = _post(joined, m)
+        increments[f"i{i}_y"] = ibis.ifelse(post, _amount(joined, m.events, m.value), 0.0).sum()
+        if m.type == "ratio":
+            increments[f"i{i}_d"] = ibis.ifelse(
+                post, _amount(joined, m.denominator_events, m.denominator_value), 0.0
+            ).sum()
+    keys = ["user_id", "variant", *covariates]
+    daily = joined.group_by([*keys, day.name("day")]).aggregate(**increments)
+    running = ibis.window(group_by="user_id", order_by="day", rows=(None, 0))
+    daily = daily.mutate(**{f"c{name[1:]}": daily[name].sum().over(running) for name in increments})
+
+    def value(i: int, cumulative: ibis.Value, metric: MetricDefinition) -> ibis.Value:
+        if metric.type == "conversion":
+            return ibis.ifelse(cumulative > 0, 1.0, 0.0)
+        cap = cap_columns.get(f"m{i}_y")
+        return ibis.least(cumulative, cap) if cap is not None else cumulative
+
+    deltas = {}
+    for i, m in enumerate(metrics):
+        cum_y = daily[f"c{i}_y"]
+        prev_y = cum_y - daily[f"i{i}_y"]
+        y_now, y_before = value(i, cum_y, m), value(i, prev_y, m)
+        deltas[f"m{i}__sum_y"] = (y_now - y_before).sum()
+        deltas[f"m{i}__sum_y2"] = (y_now * y_now - y_before * y_before).sum()
+        if m.type == "ratio":
+            d_now = daily[f"c{i}_d"]
+            d_before = d_now - daily[f"i{i}_d"]
+            deltas[f"m{i}__sum_d"] = daily[f"i{i}_d"].sum()
+            deltas[f"m{i}__sum_d2"] = (d_now * d_now - d_before * d_before).sum()
+            deltas[f"m{i}__sum_yd"] = (y_now * d_now - y_before * d_before).sum()
+        if m.covariate_days is not None:
+            deltas[f"m{i}__sum_xy"] = (daily[f"m{i}_x"] * (y_now - y_before)).sum()
+    changes = daily.group_by(["variant", "day"]).aggregate(**deltas).execute()
+    return changes
 
 
 def _expected_columns(metrics: Sequence[MetricDefinition]) -> list[str]:
