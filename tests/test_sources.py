@@ -100,3 +100,18 @@ def test_fingerprint_follows_content(tmp_path, events):
     assert first == fingerprint("events", spec, None, root=tmp_path)
     events.iloc[:-1].to_parquet(path)
     assert fingerprint("events", spec, None, root=tmp_path) != first
+
+
+def test_duckdb_memory_is_capped_and_configurable(monkeypatch) -> None:
+    def setting(con, name: str) -> str:
+        return con.raw_sql(f"SELECT current_setting('{name}')").fetchone()[0]
+
+    monkeypatch.delenv("WORKBENCH_DUCKDB_MEMORY_LIMIT", raising=False)
+    con = connect_duckdb()
+    assert setting(con, "memory_limit") == "1.3 GiB"  # 1.5 GB, as DuckDB reports it
+    assert setting(con, "temp_directory").endswith("workbench-duckdb")
+    monkeypatch.setenv("WORKBENCH_DUCKDB_MEMORY_LIMIT", "3GB")
+    assert setting(connect_duckdb(), "memory_limit").startswith("2.7")  # DuckDB reports GiB
+    monkeypatch.setenv("WORKBENCH_DUCKDB_MEMORY_LIMIT", "3GB'; DROP TABLE x; --")
+    with pytest.raises(SourceError, match="not a memory size"):
+        connect_duckdb()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import os
+import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,10 +36,30 @@ class InputInfo:
         }
 
 
+DEFAULT_MEMORY_LIMIT = "1.5GB"
+_MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+MEMORY_LIMIT_ENV = "WORKBENCH_DUCKDB_MEMORY_LIMIT"
+
+
 def connect_duckdb(database: str | Path = ":memory:", *, read_only: bool = False) -> Any:
-    """An Ibis DuckDB connection with UTC session time, so results never depend on the host."""
+    """An Ibis DuckDB connection with UTC session time, so results never depend on the host.
+
+    DuckDB's memory is capped at 1.5 GB (override with the environment variable
+    WORKBENCH_DUCKDB_MEMORY_LIMIT, e.g. "8GB"): beyond it DuckDB spills to a temporary folder
+    under the system's temp directory instead of taking 80% of the machine, so two readouts
+    running side by side (`--jobs 2`) stay within memory. The process itself needs a few
+    hundred MB more (Python, pandas, charts).
+    """
     con = ibis.duckdb.connect(str(database), read_only=read_only)
     con.raw_sql("SET TimeZone = 'UTC'")
+    limit = os.environ.get(MEMORY_LIMIT_ENV, "").strip() or DEFAULT_MEMORY_LIMIT
+    if not _MEMORY_SIZE.fullmatch(limit):
+        raise SourceError(
+            f"{MEMORY_LIMIT_ENV}={limit!r} is not a memory size (write e.g. 1.5GB, 800MB, 8GiB)"
+        )
+    con.raw_sql(f"SET memory_limit = '{limit}'")
+    spill = Path(tempfile.gettempdir()) / "workbench-duckdb"
+    con.raw_sql(f"SET temp_directory = '{spill.as_posix()}'")
     return con
 
 
