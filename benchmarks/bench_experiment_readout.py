@@ -138,6 +138,56 @@ def readout(data: Path, segments: list[str], memory_limit: str | None = None) ->
     }
 
 
+FLOOR_SQL = """
+CREATE TEMP TABLE exposed AS
+SELECT user_id, min(variant) AS variant, epoch_us(min(assigned_at)) AS exposed_us
+FROM read_parquet('{data}/assignments.parquet')
+WHERE experiment = 'bench_checklist'
+GROUP BY user_id HAVING min(variant) = max(variant);
+SELECT count(*) FROM (
+  SELECT e.user_id,
+    count(*) FILTER (k = 1 AND o >= 0) AS sessions,
+    count(*) FILTER (k = 1 AND o < 0) AS sessions_before,
+    count(*) FILTER (k = 2 AND o >= 0) AS views,
+    count(*) FILTER (k = 2 AND o < 0) AS views_before,
+    count(*) FILTER (k = 3 AND o >= 0) AS reports,
+    count(*) FILTER (k = 4 AND o >= 0) AS searches,
+    count(*) FILTER (k = 5 AND o >= 0) AS exports,
+    sum(revenue) FILTER (k = 6 AND o >= 0) AS revenue,
+    count(*) FILTER (k IN (1, 2) AND o >= 0 AND o < 604800000000) AS active_7d
+  FROM (
+    SELECT e.user_id, e.revenue, epoch_us(e.timestamp) - x.exposed_us AS o,
+      CASE e.event WHEN 'session_start' THEN 1 WHEN 'page_view' THEN 2
+        WHEN 'report_created' THEN 3 WHEN 'search' THEN 4 WHEN 'export_csv' THEN 5
+        WHEN 'invoice_paid' THEN 6 ELSE 0 END AS k
+    FROM read_parquet('{data}/events.parquet') e JOIN exposed x ON e.user_id = x.user_id
+    WHERE epoch_us(e.timestamp) >= x.exposed_us - 1209600000000
+      AND epoch_us(e.timestamp) < x.exposed_us + 1209600000000
+  ) e GROUP BY e.user_id
+)
+"""
+
+
+def floor(data: Path) -> dict:
+    """The least any readout of these metrics must do, in hand-written DuckDB SQL: one pass
+    over the assignments (first exposure per user) and one over the events (joined to the
+    exposed users, 9 per-user counts and sums). No contract checks, caps, CUPED, segments,
+    statistics or daily view: a floor for the engine part on this machine, not a readout."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    t0 = time.perf_counter()
+    for statement in FLOOR_SQL.format(data=data).split(";"):
+        rows = con.execute(statement).fetchall()
+    return {
+        "floor_s": round(time.perf_counter() - t0, 2),
+        "cpu_s": round(cpu_s(), 1),
+        "peak_mib": round(peak_mib()),
+        "users_with_events": rows[0][0],
+    }
+
+
 def ensure_data(users: int, data: Path) -> dict:
     """Generate the benchmark data unless a matching copy is already there."""
     from experiment_bench_data import generate
@@ -157,12 +207,19 @@ def main() -> None:
     parser.add_argument(
         "--memory-limit", default="", help="DuckDB memory_limit for the analysis, e.g. 1.5GB"
     )
+    parser.add_argument(
+        "--floor", action="store_true", help="also time the minimal engine pass in plain SQL"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--floor-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = args.data or Path(f"/tmp/bench_experiment_{args.users}")
     segments = [s for s in args.segments.split(",") if s]
     if args.child:
         print(json.dumps(readout(data, segments, args.memory_limit or None)))
+        return
+    if args.floor_child:
+        print(json.dumps(floor(data)))
         return
     manifest = ensure_data(args.users, data)
     print(
@@ -189,6 +246,18 @@ def main() -> None:
         f"{result['total_s']:>8} {result['cpu_s']:>7} {result['peak_mib']:>9,}"
     )
     print(json.dumps(result))
+    if args.floor:
+        child = subprocess.run(
+            [sys.executable, __file__, "--floor-child", "--data", str(data)],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=REPO,
+        )
+        if child.returncode != 0:
+            sys.exit(child.stderr)
+        print("floor (plain DuckDB SQL, exposures + one pass over the events):")
+        print(child.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":
