@@ -144,7 +144,9 @@ SELECT user_id, min(variant) AS variant, epoch_us(min(assigned_at)) AS exposed_u
 FROM read_parquet('{data}/assignments.parquet')
 WHERE experiment = 'bench_checklist'
 GROUP BY user_id HAVING min(variant) = max(variant);
-SELECT count(*) FROM (
+SELECT count(*), sum(sessions), sum(sessions_before), sum(views), sum(views_before),
+  sum(reports), sum(searches), sum(exports), sum(revenue), sum(active_7d)
+FROM (
   SELECT e.user_id,
     count(*) FILTER (k = 1 AND o >= 0) AS sessions,
     count(*) FILTER (k = 1 AND o < 0) AS sessions_before,
@@ -171,7 +173,8 @@ SELECT count(*) FROM (
 def floor(data: Path) -> dict:
     """The least any readout of these metrics must do, in hand-written DuckDB SQL: one pass
     over the assignments (first exposure per user) and one over the events (joined to the
-    exposed users, 9 per-user counts and sums). No contract checks, caps, CUPED, segments,
+    exposed users, 9 per-user counts and sums, all summed at the end so that none is optimised
+    away). No contract checks, caps, CUPED, segments,
     statistics or daily view: a floor for the engine part on this machine, not a readout."""
     import duckdb
 

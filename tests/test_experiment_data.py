@@ -300,6 +300,18 @@ def test_daily_conversions_without_covariates_take_the_first_event_day(data: dic
         expected = reference_sums(reference, conversions, ["variant"])
         engine = daily[daily["day"] == day].drop(columns=["day", "date"])
         assert_sums_match(engine, expected, ["variant"])
+    # from the main pass's first conversion times (no second pass over the events)
+    both = experiment_stats(
+        a,
+        e,
+        "checklist",
+        [*METRICS[:4], *conversions],
+        segments=["plan"],
+        first_times=["reported", "any_activity", "sessions"],  # sessions is no conversion
+    )
+    assert set(both.prepared.first_times) == {"reported", "any_activity"}
+    reused = daily_stats(a, e, "checklist", conversions, prepared=both.prepared)
+    pd.testing.assert_frame_equal(reused, daily)
 
 
 def test_daily_statistics_respect_end_and_start(data: dict, result) -> None:

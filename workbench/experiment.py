@@ -628,6 +628,7 @@ def experiment_readout(
         end=end,
         segments=params.segments,
         top_k=params.segment_top,
+        first_times=[d.name for d in _time_view_metrics(params, definitions)],
     )
     _check_variants(stats, params)
 
@@ -779,6 +780,14 @@ def _early_note(params: ExperimentReadoutParameters, last_day: dt.date | None) -
     )
 
 
+def _time_view_metrics(
+    params: ExperimentReadoutParameters, definitions: list[MetricDefinition]
+) -> list[MetricDefinition]:
+    """The metrics the cumulative time view shows: the primary ones, or all."""
+    roles = {m.name: m.role for m in params.metrics}
+    return [d for d in definitions if params.time_view == "all" or roles[d.name] == "primary"]
+
+
 def _trend(
     assignments: ibis.Table,
     events: ibis.Table,
@@ -788,8 +797,7 @@ def _trend(
     end: pd.Timestamp | None,
 ) -> pd.DataFrame:
     """Cumulative effect as of each day since the start (unadjusted, no CUPED)."""
-    roles = {m.name: m.role for m in params.metrics}
-    shown = [d for d in definitions if params.time_view == "all" or roles[d.name] == "primary"]
+    shown = _time_view_metrics(params, definitions)
     by_day = daily_stats(
         assignments,
         events,

@@ -400,8 +400,11 @@ def _user_components(
     metrics: Sequence[MetricDefinition],
     end: object,
     carry: Sequence[str] = (),
+    firsts: Mapping[str, MetricDefinition] | None = None,
 ) -> ibis.Table:
-    """One row per exposed user with metric events in the window: k{j}, post_events, `carry`.
+    """One row per exposed user with metric events in the window: k{j}, post_events, `carry`,
+    and for each of `firsts` (column name → conversion metric) the epoch µs of the user's
+    first qualifying event.
 
     `carry` names integer columns of `users` that are constant per user (taken with min):
     cheaper in the per-user aggregation than grouping by them or carrying strings.
@@ -409,11 +412,26 @@ def _user_components(
     components, _ = _components(metrics)
     joined = _joined(users, events, metrics, end)
     values = _component_values(joined, components, metrics)
+    for name, m in (firsts or {}).items():
+        inside = _post(joined, m) & joined.event.isin(list(m.events))
+        values[name] = joined.ev_us.min(where=inside)
     return joined.group_by("user_id").aggregate(
         **{c: joined[c].min() for c in carry},
         post_events=joined.count(where=joined.offset_us >= 0),
         **values,
     )
+
+
+def _first_time_columns(
+    metrics: Sequence[MetricDefinition], names: Sequence[str]
+) -> dict[str, MetricDefinition]:
+    """Column name → metric for the conversion metrics (without covariate) named in `names`."""
+    wanted = set(names)
+    return {
+        f"first{i}": m
+        for i, m in enumerate(metrics)
+        if m.name in wanted and m.type == "conversion" and m.covariate_days is None
+    }
 
 
 def _metric_value(
@@ -590,6 +608,8 @@ class PreparedExperiment:
     assigned: ibis.Table
     found: ibis.Table
     columns: tuple[_MetricColumns, ...]
+    levels: tuple[tuple[str, ...], ...] = ()
+    first_times: tuple[str, ...] = ()
 
     @property
     def exposed(self) -> ibis.Table:
@@ -613,8 +633,12 @@ def experiment_stats(
     segments: Sequence[str] = (),
     top_k: int = 10,
     caps: dict[str, dict[str, float]] | None = None,
+    first_times: Sequence[str] = (),
 ) -> ExperimentStats:
     """Per-arm sufficient statistics of every metric, plus assignment and event-quality counts.
+
+    `first_times` names conversion metrics whose first qualifying event time the per-user pass
+    keeps too, so that `daily_stats` of those metrics needs no other pass over the events.
 
     One pass over the assignments gives every assigned user (materialised); one pass over the
     metric events joined to the exposed users gives each user's metric components
@@ -661,7 +685,8 @@ def experiment_stats(
         code = column.substitute({v: i for i, v in enumerate(values)}, else_=len(values) - 1)
         cell = cell * len(values) + code.cast("int64")
     labelled = exposed.mutate(cell=cell)
-    found = _user_components(labelled, events, metrics, end, carry=["cell"])
+    firsts = _first_time_columns(metrics, first_times)
+    found = _user_components(labelled, events, metrics, end, carry=["cell"], firsts=firsts)
     with joins_as_written(found):  # build the join on the exposed users, not the events
         found = found.cache()
     columns = _components(metrics)[1]
@@ -702,7 +727,15 @@ def experiment_stats(
         first_exposure=pd.Timestamp(clean["first"].min()),
         last_exposure=pd.Timestamp(clean["last"].max()),
         segments=_segment_frames(by_label, summed, segments, labels, metrics),
-        prepared=PreparedExperiment(tuple(metrics), end, assigned, found, tuple(columns)),
+        prepared=PreparedExperiment(
+            tuple(metrics),
+            end,
+            assigned,
+            found,
+            tuple(columns),
+            levels=tuple(tuple(v) for v in levels),
+            first_times=tuple(m.name for m in firsts.values()),
+        ),
     )
 
 
@@ -826,12 +859,61 @@ def daily_stats(
             prepared.metrics,
         )
     try:
+        if set(m.name for m in metrics) <= set(prepared.first_times):
+            return _daily_from_first_times(prepared, experiment, metrics, start, end)
         return _daily(
             prepared, events, experiment, metrics, start, end, _cap_columns(caps, metrics)
         )
     finally:
         if own:
             prepared.release()
+
+
+def _start_of(prepared: PreparedExperiment, experiment: str, start: object) -> pd.Timestamp:
+    """The daily view's day 0: `start`, or the UTC day of the first exposure."""
+    if start is None:
+        exposed = prepared.exposed
+        first = exposed.aggregate(first=_.exposed_at.min()).execute()["first"].iloc[0]
+        if pd.isna(first):
+            raise ExperimentDataError(f"no exposed users in experiment {experiment!r}")
+        return _utc(first).floor("D")
+    return _utc(start)
+
+
+def _daily_from_first_times(
+    prepared: PreparedExperiment,
+    experiment: str,
+    metrics: Sequence[MetricDefinition],
+    start: object,
+    end: object,
+) -> pd.DataFrame:
+    """Daily view of conversions from the per-user pass: users enter on their exposure day and
+    convert (0 → 1) on the day of their first qualifying event, so counts per day are all."""
+    start = _start_of(prepared, experiment, start)
+    start_us = int(start.timestamp()) * 1_000_000
+    day_us = _DAY_S * 1_000_000
+    exposed = prepared.exposed
+    entered = (
+        exposed.group_by(["variant", ((exposed.exposed_us - start_us) // day_us).name("day")])
+        .aggregate(n=_.count())
+        .execute()
+    )
+    found, index = prepared.found, {m.name: i for i, m in enumerate(prepared.metrics)}
+    keys = ["variant", *[f"seg{j}" for j in range(len(prepared.levels) - 1)]]
+    parts = []
+    for i, m in enumerate(metrics):
+        first = found[f"first{index[m.name]}"]
+        converted = (
+            found.filter(first.notnull())
+            .group_by(["cell", ((first - start_us) // day_us).name("day")])
+            .aggregate(count=_.count())
+            .execute()
+        )
+        converted = _decode_cells(converted, keys, [list(v) for v in prepared.levels])
+        converted = converted.groupby(["variant", "day"], as_index=False)["count"].sum()
+        count = converted.pop("count").astype("float64")
+        parts.append(converted.assign(**{f"m{i}__sum_y": count, f"m{i}__sum_y2": count}))
+    return _cumulative_days(entered, pd.concat(parts, ignore_index=True), metrics, start, end)
 
 
 def _daily(
@@ -844,12 +926,7 @@ def _daily(
     cap_columns: dict[str, float],
 ) -> pd.DataFrame:
     exposed = prepared.exposed
-    if start is None:
-        first = exposed.aggregate(first=_.exposed_at.min()).execute()["first"].iloc[0]
-        if pd.isna(first):
-            raise ExperimentDataError(f"no exposed users in experiment {experiment!r}")
-        start = _utc(first).floor("D")
-    start = _utc(start)
+    start = _start_of(prepared, experiment, start)
     start_us = int(start.timestamp()) * 1_000_000
     day_us = _DAY_S * 1_000_000
 
@@ -904,6 +981,17 @@ def _daily(
     else:
         changes = _daily_changes(joined, metrics, day(joined.ev_us), covariates, cap_columns)
 
+    return _cumulative_days(entered, changes, metrics, start, end)
+
+
+def _cumulative_days(
+    entered: pd.DataFrame,
+    changes: pd.DataFrame,
+    metrics: Sequence[MetricDefinition],
+    start: pd.Timestamp,
+    end: object,
+) -> pd.DataFrame:
+    """Per-day entries and changes to cumulative statistics on every day from 0 to the last."""
     days_seen = int(pd.concat([entered["day"], changes["day"]]).max())
     last_day = days_seen if end is None else (_utc(end) - start).ceil("D").days - 1
     variants = sorted(entered["variant"].unique())
