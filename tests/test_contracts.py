@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import tiny_tables
-from workbench.contracts import conform
+from workbench.contracts import conform, conform_counted
 from workbench.errors import DataContractError
 
 
@@ -94,3 +94,12 @@ def test_missing_required_values_are_dropped_and_noted():
     table, notes = conform(ibis.memtable(events), "events")
     assert int(table.count().execute()) == 8
     assert notes[0].name == "events: missing user_id" and "2 of 10 rows" in notes[0].detail
+
+
+def test_counted_conform_counts_the_rows_it_keeps() -> None:
+    events = tiny_tables()["events"].copy()
+    events.loc[events.index[:3], "event"] = None
+    events.loc[events.index[2:5], "user_id"] = None
+    table, notes, rows = conform_counted(ibis.memtable(events), "events")
+    assert rows == int(table.count().execute()) == len(events) - 5
+    assert conform_counted(ibis.memtable(events), "unknown")[2] is None

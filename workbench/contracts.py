@@ -47,9 +47,16 @@ def conform(table: ibis.Table, name: str) -> tuple[ibis.Table, list[Check]]:
     timezone are read as UTC and noted), scores become numbers. Violations raise
     DataContractError naming the table, column, row count and an example value.
     """
+    table, notes, _rows = conform_counted(table, name)
+    return table, notes
+
+
+def conform_counted(table: ibis.Table, name: str) -> tuple[ibis.Table, list[Check], int | None]:
+    """`conform`, plus the number of rows of the returned table (None without a contract),
+    counted in the same pass as the checks."""
     contract = CONTRACTS.get(name)
     if contract is None:
-        return table, []
+        return table, [], None
     missing = [c for c in contract.required if c not in table.columns]
     if missing:
         raise DataContractError(
@@ -69,6 +76,7 @@ def conform(table: ibis.Table, name: str) -> tuple[ibis.Table, list[Check]]:
         **{f"o_{c}": table[c] for c in kinds}, **{f"c_{c}": v for c, v in converted.items()}
     )
     stats = {"rows": probe.count()}
+    stats["complete"] = ibis.and_(*[probe[f"c_{c}"].notnull() for c in contract.required]).sum()
     for column, kind in kinds.items():
         original, value = probe[f"o_{column}"], probe[f"c_{column}"]
         if kind in ("timestamp", "score") and original.type() != value.type():
@@ -128,7 +136,7 @@ def conform(table: ibis.Table, name: str) -> tuple[ibis.Table, list[Check]]:
                 example=_example(repeated, column),
             )
     required_present = [conformed[c].notnull() for c in contract.required]
-    return conformed.filter(*required_present), notes
+    return conformed.filter(*required_present), notes, counts["complete"]
 
 
 def _convert(

@@ -11,7 +11,7 @@ from typing import Any
 
 import ibis
 
-from workbench.contracts import conform
+from workbench.contracts import conform_counted
 from workbench.parameters import (
     CommonParameters,
     find_root,
@@ -87,10 +87,11 @@ class NotebookRun:
         for name, spec in params.sources.items():
             table = open_source(name, spec, root=self.root, con=self.con)
             table = apply_columns(table, params.columns.get(name, {}), name=name)
-            table, notes = conform(table, name)
+            table, notes, rows = conform_counted(table, name)
             tables[name] = table
             self.source_checks += notes
-            rows = int(table.count().execute())
+            if rows is None:
+                rows = int(table.count().execute())
             self.inputs.append(
                 InputInfo(
                     name,
