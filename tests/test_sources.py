@@ -108,7 +108,7 @@ def test_duckdb_memory_is_capped_and_configurable(monkeypatch) -> None:
 
     monkeypatch.delenv("WORKBENCH_DUCKDB_MEMORY_LIMIT", raising=False)
     con = connect_duckdb()
-    assert setting(con, "memory_limit") == "1.3 GiB"  # 1.5 GB, as DuckDB reports it
+    assert setting(con, "memory_limit") == "1.1 GiB"  # 1.2 GB, as DuckDB reports it
     assert setting(con, "temp_directory").endswith("workbench-duckdb")
     monkeypatch.setenv("WORKBENCH_DUCKDB_MEMORY_LIMIT", "3GB")
     assert setting(connect_duckdb(), "memory_limit").startswith("2.7")  # DuckDB reports GiB

@@ -36,7 +36,7 @@ class InputInfo:
         }
 
 
-DEFAULT_MEMORY_LIMIT = "1.5GB"
+DEFAULT_MEMORY_LIMIT = "1.2GB"
 _MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 MEMORY_LIMIT_ENV = "WORKBENCH_DUCKDB_MEMORY_LIMIT"
 
@@ -44,7 +44,7 @@ MEMORY_LIMIT_ENV = "WORKBENCH_DUCKDB_MEMORY_LIMIT"
 def connect_duckdb(database: str | Path = ":memory:", *, read_only: bool = False) -> Any:
     """An Ibis DuckDB connection with UTC session time, so results never depend on the host.
 
-    DuckDB's memory is capped at 1.5 GB (override with the environment variable
+    DuckDB's memory is capped at 1.2 GB (override with the environment variable
     WORKBENCH_DUCKDB_MEMORY_LIMIT, e.g. "8GB"): beyond it DuckDB spills to a temporary folder
     under the system's temp directory instead of taking 80% of the machine, so two readouts
     running side by side (`--jobs 2`) stay within memory. The process itself needs a few
