@@ -619,9 +619,9 @@ class CohortActivity:
     (period number), in_cohort (cohort inside the window), the segment columns, `pre` (activity
     before the bitmask starts) and `w0…` (active local days, bit i of word j = day d0+56j+i);
     with `min_events` > 1 also `mpre`/`m0…` (active periods, bit per period from p_first - 1).
-    `uses` (when features are given) has one row per unit and feature index fi it used inside its
-    adoption window: first (µs of first use), dmin / dmax (local days of first and last use)
-    and n (uses).
+    `uses` (when features are given) has one row per unit in a cohort and feature index fi it
+    used inside its adoption window: first (µs of first use), dmin / dmax (local days of first
+    and last use), n (uses), and the unit's anchor_us, cohort and segment columns.
     """
 
     table: ibis.Table
@@ -958,12 +958,8 @@ def _per_unit_table(
 
     # activity days: one GROUP BY user over the raw events, one bitmask word per 56 days
     act = _event_days(events, clock, obs_end, *is_activity)
-    rel = act.day - cal.d0
-    inside = ibis.greatest(rel, 0)  # rows before d0 only set `pre`
-    word = ibis.cases((rel < 0, -1), else_=_quotient(inside, BLOCK, duckdb=clock.fast))
-    bits = act.select("user_id", w=word, bit=ONE << (inside - word * BLOCK))
-    per_user = _pivot_words(bits, "user_id", "w", cal.words, "pre")
-    per_user = store.materialise(per_user)
+    days = act.select("user_id", rel=act.day - cal.d0)
+    per_user = _day_words(days, "user_id", cal.words, "pre")
     if s.unit == "user":
         pivot = per_user.rename(unit_id="user_id")
     else:
@@ -993,6 +989,22 @@ def _per_unit_table(
     return unit_table.fill_null(fills), units, mapping
 
 
+def _day_words(rows: ibis.Table, key: str, n_words: int, pre: str) -> ibis.Table:
+    """Rows (key, rel: day number from the bitmask start) → one row per key: `pre` (any row
+    before day 0) and the words w0…, bit i of word j set when day 56j + i has a row.
+
+    One CASE per word on `rel` itself: no word number or shift is computed per row first,
+    which DuckDB would evaluate for each of tens of millions of rows.
+    """
+    rel = rows.rel
+    aggs = {pre: (rel < 0).any()}
+    for j in range(n_words):
+        lo, hi = j * BLOCK, (j + 1) * BLOCK
+        inside = (rel >= lo) & (rel < hi)
+        aggs[f"w{j}"] = ibis.cases((inside, ONE << (rel - lo)), else_=0).bit_or()
+    return rows.group_by(key).aggregate(**aggs)
+
+
 def _pivot_words(rows: ibis.Table, key: str, word: str, n_words: int, pre: str) -> ibis.Table:
     """Rows (key, word number, bit) → one row per key: `pre` (any row before word 0) and the
     words {word}0…, each the OR of its bits (null when no row falls in it)."""
@@ -1011,21 +1023,23 @@ def _feature_uses(
     s: CohortSettings,
     cal: Calendar,
 ) -> ibis.Table:
-    """Rows (unit_id, fi, first, dmin, dmax, n) for each unit and feature fi it used inside its
-    adoption window: first use (UTC µs), first and last local day of use, and uses.
+    """Rows (unit_id, fi, first, dmin, dmax, n, anchor_us, cohort, segments…) for each unit in a
+    cohort and feature fi it used inside its adoption window: first use (UTC µs), first and last
+    local day of use, and uses, with the unit's columns that adoption queries group by.
 
     One pass over the feature events only, with plain aggregates; kept long (one row per unit
-    and feature used) rather than pivoted, which would cost another pass of a million rows.
+    and feature used) rather than pivoted, which would cost another pass of a million rows, and
+    carrying the unit's columns so that no adoption query joins it back to the units.
     """
     feature_events = list(s.features.values())
     wanted = sorted({e for events in feature_events for e in events})
     fe = _event_days(events, clock, cal.obs_end_us, events.event.isin(wanted))
+    carried = ["anchor_us", "cohort", *s.segments]
+    in_window = units.filter(units.in_cohort)
     if s.unit == "user":
-        anchors = units.select(
-            user_id=units.unit_id, unit_id=units.unit_id, anchor_us=units.anchor_us
-        )
+        anchors = in_window.select("unit_id", *carried, user_id=in_window.unit_id)
     else:
-        anchors = mapping.join(units.select("unit_id", "anchor_us"), "unit_id")
+        anchors = mapping.join(in_window.select("unit_id", *carried), "unit_id")
     fe = fe.join(anchors, "user_id")
     window = s.adoption_window_days * DAY_US
     fe = fe.filter(fe.us >= fe.anchor_us, fe.us <= fe.anchor_us + window)
@@ -1040,7 +1054,11 @@ def _feature_uses(
             ]
         )
     return rows.group_by(["unit_id", "fi"]).aggregate(
-        first=rows.us.min(), dmin=rows.day.min(), dmax=rows.day.max(), n=_.count()
+        first=rows.us.min(),
+        dmin=rows.day.min(),
+        dmax=rows.day.max(),
+        n=_.count(),
+        **{c: rows[c].arbitrary() for c in carried},
     )
 
 
@@ -1254,10 +1272,8 @@ def feature_adoption(
 
     # units in the window, their eligibility, and their feature uses (only units that used one)
     units = t.mutate(eligible=eligible)
-    uses = act.uses.join(
-        units.select("unit_id", "anchor_us", "cohort", "eligible", *keys), "unit_id"
-    )
-    used = uses.filter(uses.eligible)
+    uses = act.uses
+    used = uses.filter((uses.anchor_us + window) <= cal.obs_end_us)
     per_use = {
         "adopted": _.count(),
         "repeat": (used.dmax > used.dmin).cast("int64").sum(),
@@ -1403,7 +1419,7 @@ def _time_to_adopt(act: CohortActivity, keys: list[str]) -> pd.DataFrame:
         return ibis.least(observed, window_h)
 
     everyone = t.group_by([*keys, censor(t).name("censor")]).aggregate(units=_.count()).execute()
-    uses = act.uses.join(t.select("unit_id", "anchor_us", *keys), "unit_id")
+    uses = act.uses
     hours = ((uses["first"] - uses.anchor_us) // HOUR_US).cast("int64")
     adopters = (
         uses.group_by(["fi", *keys, hours.name("hours"), censor(uses).name("censor")])
