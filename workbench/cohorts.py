@@ -1735,7 +1735,8 @@ def segment_comparison(
     two-proportion z test (pooled; the same as a 2×2 chi-square without continuity correction).
     Retention pools complete cells of period N over all cohorts. For time to adopt, a log-rank
     test (statsmodels `survdiff`'s statistic, computed from counts) over every unit in the
-    window, censored as in the Kaplan–Meier curve; its rates are the Kaplan–Meier share adopted by the end of the window.
+    window, censored as in the Kaplan–Meier curve; its rates are the Kaplan–Meier share adopted
+    by the end of the window.
     All p-values of the call form one family, adjusted by Holm (default) or Benjamini–Hochberg;
     `significant` means p_adjusted < alpha.
     """
