@@ -15,7 +15,9 @@ runs in its own process so its peak resident memory is its own:
   with its user's cohort, count distinct users per cell); pandas (tuned): duplicates of
   (user, week) dropped before the merge. Both are checked against the engine's numbers.
 
-Prints a table of wall seconds and peak RSS per part and the speed-up.
+Prints a table of wall seconds, CPU seconds and peak RSS per part (with the load average when
+the part started) and the speed-up. `--pandas tuned` leaves out the plain pandas version, whose
+merge of every event with its cohort peaks at about 11 GB.
 """
 
 from __future__ import annotations
@@ -43,6 +45,13 @@ PERIODS = 12
 def peak_mib() -> float:
     """This process's peak resident memory in MiB (ru_maxrss is KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system, every thread) this process has used so far: with wall time
+    it shows how much of the machine the part got (2 cores: wall ≈ cpu / 2 when idle)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -135,13 +144,17 @@ def run_engine_retention(events: str, users: str, timezone: str) -> dict:
     from workbench.cohorts import cohort_activity, retention_matrix
     from workbench.sources import connect_duckdb
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     con = connect_duckdb()
     con.raw_sql("SET enable_progress_bar = false")
     u, e = con.read_parquet(users), con.read_parquet(events)
     with cohort_activity(u, e, period="week", periods=PERIODS, timezone=timezone) as act:
         retention_matrix(act)
-    return {"seconds": time.perf_counter() - started, "peak_mib": peak_mib()}
+    return {
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": cpu_seconds() - cpu_started,
+        "peak_mib": peak_mib(),
+    }
 
 
 def run_engine(events: str, users: str, timezone: str, extras: bool) -> dict:
@@ -164,7 +177,7 @@ def run_engine(events: str, users: str, timezone: str, extras: bool) -> dict:
     from workbench.sources import connect_duckdb
 
     timings = {}
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     con = connect_duckdb()
     con.raw_sql("SET enable_progress_bar = false")
     u, e = con.read_parquet(users), con.read_parquet(events)
@@ -190,6 +203,7 @@ def run_engine(events: str, users: str, timezone: str, extras: bool) -> dict:
     sticky = stickiness(act)
     timings["stickiness"] = time.perf_counter() - t
     core = time.perf_counter() - started
+    core_cpu = cpu_seconds() - cpu_started
     core_peak = peak_mib()
     if extras:
         t = time.perf_counter()
@@ -206,6 +220,8 @@ def run_engine(events: str, users: str, timezone: str, extras: bool) -> dict:
     on = matrix[matrix["state"] == "complete"]
     return {
         "seconds": core,
+        "cpu_seconds": core_cpu,
+        "extras_seconds": sum(v for k, v in timings.items() if k.startswith("extra")),
         "peak_mib": core_peak,
         "peak_mib_with_extras": peak_mib(),
         "timings": timings,
@@ -234,7 +250,7 @@ def run_pandas(events: str, users: str, timezone: str, style: str) -> dict:
         local = col.dt.tz_convert(timezone).dt.tz_localize(None)
         return local.dt.to_period("W-SUN").dt.start_time
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), cpu_seconds()
     u = pd.read_parquet(users, columns=["user_id", "signup_at"])
     e = pd.read_parquet(events, columns=["user_id", "timestamp"])
     last = e["timestamp"].max().tz_convert(timezone).tz_localize(None).normalize()
@@ -254,12 +270,12 @@ def run_pandas(events: str, users: str, timezone: str, style: str) -> dict:
         df["period"] = (df["week"] - df["cohort"]).dt.days // 7
         df = df[(df["period"] >= 1) & (df["period"] <= PERIODS)]
         counts = df.groupby(["cohort", "period"]).size()
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
     cells = {}
     for (cohort, period), n in counts.items():
         if cohort + pd.Timedelta(weeks=int(period) + 1) <= last:  # complete cells only
             cells[f"{cohort:%Y-%m-%d}|{period}"] = int(n)
-    return {"seconds": seconds, "peak_mib": peak_mib(), "cells": cells}
+    return {"seconds": seconds, "cpu_seconds": cpu, "peak_mib": peak_mib(), "cells": cells}
 
 
 def child(part: str, args: argparse.Namespace, events: Path, users: Path) -> dict:
@@ -277,11 +293,12 @@ def child(part: str, args: argparse.Namespace, events: Path, users: Path) -> dic
     ]
     if args.extras:
         command.append("--extras")
+    load = os.getloadavg()[0]
     done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, check=False)
     if done.returncode:
         sys.stderr.write(done.stderr)
         raise SystemExit(f"{part} part failed")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1]) | {"load": load}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,7 +312,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--extras", action="store_true", help="also time lifecycle, segments, checks"
     )
-    parser.add_argument("--skip-pandas", action="store_true")
+    parser.add_argument(
+        "--pandas",
+        default="plain,tuned",
+        help="pandas versions to time: plain,tuned (plain needs about 11 GB), tuned, or none",
+    )
     parser.add_argument(
         "--part", choices=("engine", "retention", "plain", "tuned"), help=argparse.SUPPRESS
     )
@@ -326,9 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     engine = child("engine", args, events, users)
     retention_only = child("retention", args, events, users)
-    pandas = (
-        {} if args.skip_pandas else {p: child(p, args, events, users) for p in ("plain", "tuned")}
-    )
+    styles = [p for p in args.pandas.split(",") if p in ("plain", "tuned")]
+    pandas = {p: child(p, args, events, users) for p in styles}
 
     print(f"data: {source}; {n_users:,} users, {n_events:,} events; timezone {args.timezone}")
     print(
@@ -336,24 +356,28 @@ def main(argv: list[str] | None = None) -> int:
         f"{sys.version.split()[0]}"
     )
     print()
-    print("| part | wall s | peak RSS MiB |")
-    print("|---|---:|---:|")
+    print("| part | load at start | wall s | CPU s | peak RSS MiB |")
+    print("|---|---:|---:|---:|---:|")
     print(
-        f"| engine: weekly retention + adoption (5 features) + stickiness | "
-        f"{engine['seconds']:.1f} | {engine['peak_mib']:,.0f} |"
+        f"| engine: weekly retention + adoption (5 features) + stickiness | {engine['load']:.2f} | "
+        f"{engine['seconds']:.1f} | {engine['cpu_seconds']:.1f} | {engine['peak_mib']:,.0f} |"
     )
     for name, seconds in engine["timings"].items():
-        print(f"| &nbsp;&nbsp;{name} | {seconds:.1f} | |")
+        print(f"| &nbsp;&nbsp;{name} | | {seconds:.1f} | | |")
     if args.extras:
-        print(f"| engine peak with extras | | {engine['peak_mib_with_extras']:,.0f} |")
+        print(
+            f"| engine extras (lifecycle, segments, checks) | | {engine['extras_seconds']:.1f} | "
+            f"| {engine['peak_mib_with_extras']:,.0f} |"
+        )
     print(
-        f"| engine: weekly retention matrix only | {retention_only['seconds']:.1f} | "
+        f"| engine: weekly retention matrix only | {retention_only['load']:.2f} | "
+        f"{retention_only['seconds']:.1f} | {retention_only['cpu_seconds']:.1f} | "
         f"{retention_only['peak_mib']:,.0f} |"
     )
     for style, result in pandas.items():
         print(
-            f"| pandas ({style}): weekly retention matrix only | {result['seconds']:.1f} | "
-            f"{result['peak_mib']:,.0f} |"
+            f"| pandas ({style}): weekly retention matrix only | {result['load']:.2f} | "
+            f"{result['seconds']:.1f} | {result['cpu_seconds']:.1f} | {result['peak_mib']:,.0f} |"
         )
     print()
     for style, result in pandas.items():

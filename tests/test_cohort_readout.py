@@ -283,6 +283,18 @@ def test_many_daily_cohorts_draw_the_latest_and_keep_all_in_results():
     assert "latest 60 of 70 cohorts" in json.dumps(result.cohort_curves_chart().to_dict())
 
 
+def test_adoption_section_is_a_note_without_features():
+    with_features, _, _ = run(frames(20, 20))
+    assert "<h3>Feature adoption</h3>" in with_features.adoption_heading().to_html()
+    table = with_features.adoption_summary_table().to_html()
+    assert "<th>feature</th>" in table and '<td class="">reports</td>' in table
+    without, _, _ = run(frames(20, 20), features={})
+    note = without.adoption_heading().to_html()
+    assert "no features are configured" in note and "<h3>" not in note
+    assert without.adoption_summary_table() is None
+    assert without.adoption_chart() is None and without.breadth_chart() is None
+
+
 # --- bad input through the readout ----------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from statsmodels.stats.proportion import confint_proportions_2indep, proportion_
 
 from workbench.cohorts import (
     _Clock,
+    _logrank,
     average_retention,
     cohort_activity,
     cohort_adoption,
@@ -523,6 +524,31 @@ def test_segment_comparison_matches_statsmodels():
     )
     rank = bh[bh["metric"] == "time_to_adopt"].iloc[0]
     assert rank["test"] == "log-rank" and 0 <= rank["p_value"] <= 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_logrank_from_counts_matches_statsmodels_on_expanded_units(seed):
+    from statsmodels.duration.survfunc import survdiff
+
+    rng = np.random.default_rng(seed)
+
+    def counted(n_rows: int, top: int) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "hours": rng.integers(0, top, n_rows),  # ties across and within groups
+                "adopted": rng.random(n_rows) < 0.6,
+                "units": rng.integers(1, 30, n_rows),
+            }
+        )
+
+    a, b = counted(40, 50), counted(25, 60)
+    times = np.repeat(np.concatenate([a["hours"], b["hours"]]) / 24.0, np.r_[a.units, b.units])
+    status = np.repeat(np.concatenate([a["adopted"], b["adopted"]]), np.r_[a.units, b.units])
+    group = np.repeat([0] * len(a) + [1] * len(b), np.r_[a.units, b.units])
+    want_chi2, want_p = survdiff(times, status.astype(int), group)
+    chi2, p = _logrank(a, b)
+    assert chi2 == pytest.approx(want_chi2, rel=1e-9)
+    assert p == pytest.approx(want_p, rel=1e-6, abs=1e-12)
 
 
 def test_cohort_adoption_collects_everything():

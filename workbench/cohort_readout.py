@@ -19,6 +19,7 @@ from statsmodels.stats.proportion import proportion_confint
 from workbench.charts import PALETTE
 from workbench.cohorts import CohortAdoption, CohortSettings, cohort_adoption
 from workbench.parameters import CohortAdoptionParameters
+from workbench.readout import Heading, Note, Table
 from workbench.results import AnalysisResult, KeyNumber
 
 STATE_LABELS = {
@@ -221,6 +222,38 @@ class CohortReadout(AnalysisResult):
             charts[0]
             if len(charts) == 1
             else alt.vconcat(*charts).resolve_scale(color="independent")
+        )
+
+    @property
+    def has_features(self) -> bool:
+        """Whether the readout was given features to measure adoption of."""
+        return bool(self.settings and self.settings.features)
+
+    def adoption_heading(self) -> Heading | Note:
+        """The feature adoption heading, or a one-line note when no features are configured."""
+        if not self.has_features:
+            return Note("Feature adoption: no features are configured (parameter `features`).")
+        return Heading(
+            "Feature adoption",
+            "Share of each cohort that adopted a feature within the window (only units whose "
+            "window has ended count), and how fast they got there.",
+            level=3,
+        )
+
+    def adoption_summary_table(self) -> Table | None:
+        """Adoption per feature over all cohorts as a readout table (None without features)."""
+        if not self.has_features:
+            return None
+        return Table(
+            self.adoption_table(),
+            caption="Adoption per feature over all cohorts: Wilson 95% intervals, days to first "
+            "use.",
+            units={
+                "rate": "share",
+                "95% CI low": "share",
+                "95% CI high": "share",
+                "repeat_rate": "share",
+            },
         )
 
     def adoption_chart(self) -> alt.Chart | None:

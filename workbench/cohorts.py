@@ -619,9 +619,9 @@ class CohortActivity:
     (period number), in_cohort (cohort inside the window), the segment columns, `pre` (activity
     before the bitmask starts) and `w0…` (active local days, bit i of word j = day d0+56j+i);
     with `min_events` > 1 also `mpre`/`m0…` (active periods, bit per period from p_first - 1).
-    `uses` (when features are given) has one row per unit and feature index fi it used inside its
-    adoption window: first (µs of first use), dmin / dmax (local days of first and last use)
-    and n (uses).
+    `uses` (when features are given) has one row per unit in a cohort and feature index fi it
+    used inside its adoption window: first (µs of first use), dmin / dmax (local days of first
+    and last use), n (uses), and the unit's anchor_us, cohort and segment columns.
     """
 
     table: ibis.Table
@@ -632,6 +632,7 @@ class CohortActivity:
     stats: dict[str, Any]
     store: _TempTables | None = None
     uses: ibis.Table | None = None
+    computed: dict[Any, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     @property
     def features(self) -> dict[str, tuple[str, ...]]:
@@ -958,12 +959,8 @@ def _per_unit_table(
 
     # activity days: one GROUP BY user over the raw events, one bitmask word per 56 days
     act = _event_days(events, clock, obs_end, *is_activity)
-    rel = act.day - cal.d0
-    inside = ibis.greatest(rel, 0)  # rows before d0 only set `pre`
-    word = ibis.cases((rel < 0, -1), else_=_quotient(inside, BLOCK, duckdb=clock.fast))
-    bits = act.select("user_id", w=word, bit=ONE << (inside - word * BLOCK))
-    per_user = _pivot_words(bits, "user_id", "w", cal.words, "pre")
-    per_user = store.materialise(per_user)
+    days = act.select("user_id", rel=act.day - cal.d0)
+    per_user = _day_words(days, "user_id", cal.words, "pre")
     if s.unit == "user":
         pivot = per_user.rename(unit_id="user_id")
     else:
@@ -993,6 +990,22 @@ def _per_unit_table(
     return unit_table.fill_null(fills), units, mapping
 
 
+def _day_words(rows: ibis.Table, key: str, n_words: int, pre: str) -> ibis.Table:
+    """Rows (key, rel: day number from the bitmask start) → one row per key: `pre` (any row
+    before day 0) and the words w0…, bit i of word j set when day 56j + i has a row.
+
+    One CASE per word on `rel` itself: no word number or shift is computed per row first,
+    which DuckDB would evaluate for each of tens of millions of rows.
+    """
+    rel = rows.rel
+    aggs = {pre: (rel < 0).any()}
+    for j in range(n_words):
+        lo, hi = j * BLOCK, (j + 1) * BLOCK
+        inside = (rel >= lo) & (rel < hi)
+        aggs[f"w{j}"] = ibis.cases((inside, ONE << (rel - lo)), else_=0).bit_or()
+    return rows.group_by(key).aggregate(**aggs)
+
+
 def _pivot_words(rows: ibis.Table, key: str, word: str, n_words: int, pre: str) -> ibis.Table:
     """Rows (key, word number, bit) → one row per key: `pre` (any row before word 0) and the
     words {word}0…, each the OR of its bits (null when no row falls in it)."""
@@ -1011,21 +1024,23 @@ def _feature_uses(
     s: CohortSettings,
     cal: Calendar,
 ) -> ibis.Table:
-    """Rows (unit_id, fi, first, dmin, dmax, n) for each unit and feature fi it used inside its
-    adoption window: first use (UTC µs), first and last local day of use, and uses.
+    """Rows (unit_id, fi, first, dmin, dmax, n, anchor_us, cohort, segments…) for each unit in a
+    cohort and feature fi it used inside its adoption window: first use (UTC µs), first and last
+    local day of use, and uses, with the unit's columns that adoption queries group by.
 
     One pass over the feature events only, with plain aggregates; kept long (one row per unit
-    and feature used) rather than pivoted, which would cost another pass of a million rows.
+    and feature used) rather than pivoted, which would cost another pass of a million rows, and
+    carrying the unit's columns so that no adoption query joins it back to the units.
     """
     feature_events = list(s.features.values())
     wanted = sorted({e for events in feature_events for e in events})
     fe = _event_days(events, clock, cal.obs_end_us, events.event.isin(wanted))
+    carried = ["anchor_us", "cohort", *s.segments]
+    in_window = units.filter(units.in_cohort)
     if s.unit == "user":
-        anchors = units.select(
-            user_id=units.unit_id, unit_id=units.unit_id, anchor_us=units.anchor_us
-        )
+        anchors = in_window.select("unit_id", *carried, user_id=in_window.unit_id)
     else:
-        anchors = mapping.join(units.select("unit_id", "anchor_us"), "unit_id")
+        anchors = mapping.join(in_window.select("unit_id", *carried), "unit_id")
     fe = fe.join(anchors, "user_id")
     window = s.adoption_window_days * DAY_US
     fe = fe.filter(fe.us >= fe.anchor_us, fe.us <= fe.anchor_us + window)
@@ -1040,7 +1055,11 @@ def _feature_uses(
             ]
         )
     return rows.group_by(["unit_id", "fi"]).aggregate(
-        first=rows.us.min(), dmin=rows.day.min(), dmax=rows.day.max(), n=_.count()
+        first=rows.us.min(),
+        dmin=rows.day.min(),
+        dmax=rows.day.max(),
+        n=_.count(),
+        **{c: rows[c].arbitrary() for c in carried},
     )
 
 
@@ -1254,10 +1273,8 @@ def feature_adoption(
 
     # units in the window, their eligibility, and their feature uses (only units that used one)
     units = t.mutate(eligible=eligible)
-    uses = act.uses.join(
-        units.select("unit_id", "anchor_us", "cohort", "eligible", *keys), "unit_id"
-    )
-    used = uses.filter(uses.eligible)
+    uses = act.uses
+    used = uses.filter((uses.anchor_us + window) <= cal.obs_end_us)
     per_use = {
         "adopted": _.count(),
         "repeat": (used.dmax > used.dmin).cast("int64").sum(),
@@ -1394,6 +1411,13 @@ def _time_to_adopt(act: CohortActivity, keys: list[str]) -> pd.DataFrame:
     Adopters come from the uses table; the units that did not adopt a feature are all units at
     their censoring hour minus that feature's adopters at the same censoring hour.
     """
+    key = ("time_to_adopt", *keys)
+    if key not in act.computed:  # the Kaplan–Meier curves and the log-rank tests share it
+        act.computed[key] = _count_time_to_adopt(act, keys)
+    return act.computed[key]
+
+
+def _count_time_to_adopt(act: CohortActivity, keys: list[str]) -> pd.DataFrame:
     s, cal = act.settings, act.calendar
     t = act.table.filter(act.table.in_cohort)
     window_h = s.adoption_window_days * 24
@@ -1403,7 +1427,7 @@ def _time_to_adopt(act: CohortActivity, keys: list[str]) -> pd.DataFrame:
         return ibis.least(observed, window_h)
 
     everyone = t.group_by([*keys, censor(t).name("censor")]).aggregate(units=_.count()).execute()
-    uses = act.uses.join(t.select("unit_id", "anchor_us", *keys), "unit_id")
+    uses = act.uses
     hours = ((uses["first"] - uses.anchor_us) // HOUR_US).cast("int64")
     adopters = (
         uses.group_by(["fi", *keys, hours.name("hours"), censor(uses).name("censor")])
@@ -1710,8 +1734,9 @@ def segment_comparison(
     Wilson 95% intervals, the difference a − b with a Newcombe (hybrid score) interval and a
     two-proportion z test (pooled; the same as a 2×2 chi-square without continuity correction).
     Retention pools complete cells of period N over all cohorts. For time to adopt, a log-rank
-    test (statsmodels `survdiff`) over every unit in the window, censored as in the
-    Kaplan–Meier curve; its rates are the Kaplan–Meier share adopted by the end of the window.
+    test (statsmodels `survdiff`'s statistic, computed from counts) over every unit in the
+    window, censored as in the Kaplan–Meier curve; its rates are the Kaplan–Meier share adopted
+    by the end of the window.
     All p-values of the call form one family, adjusted by Holm (default) or Benjamini–Hochberg;
     `significant` means p_adjusted < alpha.
     """
@@ -1827,44 +1852,72 @@ def _logrank_pairs(
     times: pd.DataFrame,
     reference: Any,
 ) -> list[dict[str, Any]]:
-    from statsmodels.duration.survfunc import survdiff
-
     i = list(act.settings.features).index(name)
     frame = times[times["fi"] == i]
     frame = frame[frame[column].notna()]
     mine = curve[curve["feature"] == name]
     out = []
     for a, b in _pairs(sorted(frame[column].unique()), reference):
-        ta, sa = _expand(frame[frame[column] == a])
-        tb, sb = _expand(frame[frame[column] == b])
-        if not len(ta) or not len(tb):
+        fa, fb = frame[frame[column] == a], frame[frame[column] == b]
+        n_a, n_b = int(fa["units"].sum()), int(fb["units"].sum())
+        if not n_a or not n_b:
             continue
+        x_a = int(fa.loc[fa["adopted"].astype(bool), "units"].sum())
+        x_b = int(fb.loc[fb["adopted"].astype(bool), "units"].sum())
         row = {
             "segment": column,
             "metric": "time_to_adopt",
             "detail": name,
             "group_a": a,
             "group_b": b,
-            "n_a": len(ta),
-            "x_a": int(sa.sum()),
-            "n_b": len(tb),
-            "x_b": int(sb.sum()),
+            "n_a": n_a,
+            "x_a": x_a,
+            "n_b": n_b,
+            "x_b": x_b,
             "test": "log-rank",
         }
         for g, suffix in ((a, "a"), (b, "b")):
             part = mine[mine[column] == g]
             row[f"rate_{suffix}"] = float(part["adopted_share"].iloc[-1]) if len(part) else None
-        if sa.sum() + sb.sum() == 0:
+        if x_a + x_b == 0:
             row |= {"statistic": 0.0, "p_value": 1.0}
         else:
-            chi2, p = survdiff(
-                np.concatenate([ta, tb]),
-                np.concatenate([sa, sb]),
-                np.concatenate([np.zeros(len(ta)), np.ones(len(tb))]),
-            )
-            row |= {"statistic": float(chi2), "p_value": float(p)}
+            chi2, p = _logrank(fa, fb)
+            row |= {"statistic": chi2, "p_value": p}
         out.append(row)
     return out
+
+
+def _logrank(a: pd.DataFrame, b: pd.DataFrame) -> tuple[float, float]:
+    """Two-group log-rank test (chi-square, p) from counted rows (hours, adopted, units).
+
+    The statistic of statsmodels' `survdiff` on the same units one row each (its variance
+    formula, times with fewer than two at risk left out), computed from the counts at each
+    distinct time instead of a million expanded rows.
+    """
+    from scipy.stats import chi2 as chi2_dist
+
+    hours = np.unique(np.concatenate([a["hours"].to_numpy(), b["hours"].to_numpy()]))
+
+    def at_risk_and_events(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        at = np.searchsorted(hours, frame["hours"].to_numpy())
+        units = frame["units"].to_numpy(dtype="float64")
+        adopted = frame["adopted"].to_numpy(dtype=bool)
+        leaving = np.bincount(at, weights=units, minlength=len(hours))
+        events = np.bincount(at, weights=units * adopted, minlength=len(hours))
+        return np.cumsum(leaving[::-1])[::-1], events
+
+    n_a, d_a = at_risk_and_events(a)
+    n_b, d_b = at_risk_and_events(b)
+    n, d = n_a + n_b, d_a + d_b
+    keep = n > 1
+    share_b = n_b / np.clip(n, 1e-10, None)
+    observed_minus_expected = (d_b - share_b * d)[keep].sum()
+    variance = (share_b * (1 - share_b) * d * (n - d) / np.clip(n - 1, 1e-10, None))[keep].sum()
+    if variance <= 0:
+        return 0.0, 1.0
+    statistic = float(observed_minus_expected**2 / variance)
+    return statistic, float(chi2_dist.sf(statistic, 1))
 
 
 # --- Data checks ---------------------------------------------------------------------------------

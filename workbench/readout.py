@@ -156,6 +156,17 @@ class Heading(Section):
 
 
 @dataclass
+class Note(Section):
+    """A one-line note in place of a section that has nothing to show (and says why)."""
+
+    text: str
+
+    def to_html(self) -> str:
+        """The note."""
+        return f'<div class="wb-readout"><p class="wb-note">{escape(self.text)}</p></div>'
+
+
+@dataclass
 class Table(Section):
     """A data table with a caption; every cell escaped, numbers formatted."""
 
