@@ -346,6 +346,7 @@ def discover_themes(
         seed=seed,
         min_theme_size=min_theme_size,
         min_similarity=space.engine.min_similarity,
+        method=getattr(space.engine, "discovery", "kmeans"),
     )
 
 
@@ -587,6 +588,7 @@ def theme_feedback(
                 seed=seed,
                 min_theme_size=min_theme_size,
                 min_similarity=engine_obj.min_similarity,
+                method=getattr(engine_obj, "discovery", "kmeans"),
             )
             for j, label in zip(rest, discovery.labels, strict=True):
                 if label >= 0:
