@@ -515,7 +515,7 @@ def neighbour_graph(
         rows = np.arange(start, min(start + block, n))
         sims = x[rows] @ x.T
         sims[np.arange(len(rows)), rows] = -np.inf  # not one's own neighbour
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        top = np.argpartition(sims, n - k, axis=1)[:, n - k :]
         top_sims = np.take_along_axis(sims, top, axis=1)
         order = np.argsort(-top_sims, axis=1, kind="stable")
         index[rows] = np.take_along_axis(top, order, axis=1)
@@ -590,8 +590,10 @@ def discover_themes(
     n_init: int = 4,
     max_fit_items: int = 20_000,
     method: str = "kmeans",
+    max_graph_items: int = 10_000,
 ) -> Discovery:
-    """Group items into themes, fitted on at most `max_fit_items` items (a seeded sample).
+    """Group items into themes, fitted on at most `max_fit_items` items (a seeded sample; at
+    most `max_graph_items` for "graph", whose exact neighbour search grows as n^2).
 
     - "kmeans": spherical k-means with `n_init` seeded starts (the best kept); every item goes
       to its nearest centre.
@@ -613,6 +615,8 @@ def discover_themes(
     )
     if n < max(2, min_theme_size):
         return empty
+    if method == "graph":
+        max_fit_items = min(max_fit_items, max_graph_items)
     rng = np.random.default_rng(seed)
     fit_rows = (
         np.sort(rng.choice(n, size=max_fit_items, replace=False))
