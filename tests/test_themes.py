@@ -345,6 +345,18 @@ def test_graph_discovery_fits_a_sample_and_places_the_rest(leiden):
         discover_themes_in_vectors(vectors, 6, method="spectral")
 
 
+def test_graph_discovery_falls_back_to_kmeans_when_the_graph_is_islands(leiden):
+    # 12 tight groups of 20 near-identical items, far apart: the 15-neighbour graph is 12
+    # islands, so it cannot form 3 communities; k-means still gives 3 themes of whole groups
+    vectors, group = planted_groups(n_groups=12, size=20, dims=40, seed=2)
+    found = discover_themes_in_vectors(vectors, 3, seed=0, min_theme_size=5, method="graph")
+    assert found.method == "kmeans" and found.k_fitted == 3
+    assert (pd.crosstab(group, found.labels).gt(0).sum(axis=1) == 1).all()
+    vectors, _ = planted_groups()
+    found = discover_themes_in_vectors(vectors, 6, seed=0, min_theme_size=5, method="graph")
+    assert found.method == "graph"
+
+
 def test_pick_quotes_avoids_near_duplicates_and_redacts():
     texts = [
         "CSV export drops the date column, mail me at jane.doe@acme-corp.com",

@@ -1141,7 +1141,7 @@ def _method(
         how = (
             "communities of the graph that joins each remaining item to its 15 most similar "
             "items (Leiden, seeded, resolution searched to give the number of themes)"
-            if getattr(engine, "discovery", "kmeans") == "graph"
+            if discovery is not None and discovery.method == "graph"
             else "spherical k-means (seeded, several starts) on the remaining items"
         )
         out.append(

@@ -452,6 +452,7 @@ class Discovery:
     silhouette_by_k: dict[int, float] = field(default_factory=dict)
     dissolved_small: int = 0  # clusters below min_theme_size whose items became unassigned
     weak_members: int = 0  # items too far from their theme's centre
+    method: str = "kmeans"  # what grouped the items: "graph" or "kmeans"
 
 
 def choose_k(
@@ -601,7 +602,10 @@ def discover_themes(
       (`neighbour_graph`), the resolution searched until there are k communities
       (`leiden_themes`); sampled items keep their community, the others go to the nearest
       community centre. It follows themes of any shape, where k-means cuts space into
-      similar-sized balls (banking77 NMI 0.845 against 0.79 with sentence embeddings).
+      similar-sized balls (banking77 NMI 0.845 against 0.79 with sentence embeddings). When
+      the graph cannot form k communities (give or take 10%: typically it falls apart into
+      more islands of near-identical items than themes asked for), k-means is used instead;
+      `Discovery.method` says which ran.
 
     "auto" picks k by silhouette among `auto_candidates`. Items whose cosine to their centre is
     below `min_similarity`, and themes with fewer than `min_theme_size` items, are left
@@ -635,10 +639,15 @@ def discover_themes(
     if k < 1:
         return empty
     fitted: np.ndarray | None = None  # labels of the fitted items, when the method gives them
+    if method == "graph" and k > 1:
+        fitted = leiden_themes(neighbour_graph(vectors[fit_rows]), k, seed)
+        if abs(int(fitted.max()) + 1 - k) > max(1, k // 10):
+            # the graph cannot form about k communities (typically: more islands of
+            # near-identical items than themes asked for): k-means does, as before
+            fitted, method = None, "kmeans"
     if k == 1:
         centres = normalize(vectors.mean(axis=0, keepdims=True))
-    elif method == "graph":
-        fitted = leiden_themes(neighbour_graph(vectors[fit_rows]), k, seed)
+    elif fitted is not None:
         k = int(fitted.max()) + 1
         centres = np.zeros((k, vectors.shape[1]), dtype=np.float64)
         np.add.at(centres, fitted, vectors[fit_rows])
@@ -668,7 +677,16 @@ def discover_themes(
     if len(order):
         np.add.at(new_centres, labels[labels >= 0], vectors[labels >= 0])
         new_centres = normalize(new_centres)
-    return Discovery(labels, new_centres, n_themes, k, silhouettes, dissolved, int(weak.sum()))
+    return Discovery(
+        labels,
+        new_centres,
+        n_themes,
+        k,
+        silhouettes,
+        dissolved,
+        int(weak.sum()),
+        method if fitted is not None else "kmeans",
+    )
 
 
 # --- Labels ------------------------------------------------------------------------------------
