@@ -68,9 +68,17 @@ def discovery(texts: list[str], truth: np.ndarray, k: int | str, seed: int) -> d
     (weak members and small themes unassigned, unassigned counted as one more cluster)."""
     start = time.perf_counter()
     vectors = space(texts, [], seed)
-    forced = discover_themes(vectors.items, k, seed=seed, min_theme_size=1, min_similarity=-1.0)
+    method = getattr(vectors.engine, "discovery", "kmeans")
+    forced = discover_themes(
+        vectors.items, k, seed=seed, min_theme_size=1, min_similarity=-1.0, method=method
+    )
     pipeline = discover_themes(
-        vectors.items, k, seed=seed, min_theme_size=10, min_similarity=vectors.engine.min_similarity
+        vectors.items,
+        k,
+        seed=seed,
+        min_theme_size=10,
+        min_similarity=vectors.engine.min_similarity,
+        method=method,
     )
     return {
         "k": forced.k_fitted,

@@ -30,7 +30,8 @@ from workbench.themes import (
     theme_feedback,
     theme_trends,
 )
-from workbench.themes_cluster import resolve_engine
+from workbench.themes_cluster import discover_themes as discover_themes_in_vectors
+from workbench.themes_cluster import leiden_themes, neighbour_graph, resolve_engine
 from workbench.themes_text import analysis_text
 
 TEMPLATES = {
@@ -275,6 +276,85 @@ def test_same_seed_same_assignments_and_input_order_does_not_matter():
         shuffled.items[key].sort_values("feedback_id").reset_index(drop=True),
     )
     assert first.tables["themes"]["label"].tolist() == second.tables["themes"]["label"].tolist()
+
+
+def planted_groups(n_groups: int = 6, size: int = 40, dims: int = 20, seed: int = 0):
+    """Unit vectors in `n_groups` tight groups around random directions, and their group."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_groups, dims))
+    group = np.repeat(np.arange(n_groups), size)
+    vectors = centres[group] + 0.15 * rng.standard_normal((len(group), dims))
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True), group
+
+
+def test_neighbour_graph_matches_a_brute_force_search():
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((150, 8))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    graph = neighbour_graph(vectors, neighbours=5, scale_rank=3, block=32).toarray()
+    cosine = vectors @ vectors.T
+    nearest, scale = {}, {}
+    for i in range(len(vectors)):
+        others = sorted((j for j in range(len(vectors)) if j != i), key=lambda j: -cosine[i, j])
+        nearest[i] = others[:5]
+        scale[i] = 1 - cosine[i, others[2]]
+    expected = np.zeros_like(graph)
+    for i, js in nearest.items():
+        for j in js:
+            weight = np.exp(-((1 - cosine[i, j]) ** 2) / (scale[i] * scale[j]))
+            expected[i, j] += weight / 2
+            expected[j, i] += weight / 2
+    assert np.allclose(graph, expected, atol=1e-5)
+    assert np.allclose(graph, graph.T)
+
+
+@pytest.fixture
+def leiden():
+    """python-igraph, which the embeddings extra brings; required unless those tests are off."""
+    if importlib.util.find_spec("igraph") is None:
+        if os.environ.get("WORKBENCH_SKIP_EMBEDDINGS") == "1":
+            pytest.skip("embeddings engine tests disabled by WORKBENCH_SKIP_EMBEDDINGS=1")
+        pytest.fail("python-igraph is not installed: pip install -e '.[embeddings]'")
+
+
+def test_leiden_themes_finds_planted_groups_at_the_requested_count(leiden):
+    vectors, group = planted_groups()
+    graph = neighbour_graph(vectors)
+    found = leiden_themes(graph, 6, seed=0)
+    assert found.max() + 1 == 6
+    assert (pd.crosstab(group, found).max(axis=1) == 40).all()  # every group in one theme
+    assert np.array_equal(found, leiden_themes(graph, 6, seed=0))
+    finer = leiden_themes(graph, 12, seed=0)
+    assert finer.max() + 1 == 12
+    assert (pd.crosstab(finer, group).gt(0).sum(axis=1) == 1).all()  # splits, never mixes
+
+
+def test_graph_discovery_fits_a_sample_and_places_the_rest(leiden):
+    vectors, group = planted_groups()
+    found = discover_themes_in_vectors(
+        vectors, 6, seed=1, min_theme_size=5, method="graph", max_graph_items=100
+    )
+    assert found.k_fitted == 6 and len(found.centres) == 6
+    table = pd.crosstab(group, found.labels)
+    assert (table.max(axis=1) == 40).all() and (table.gt(0).sum(axis=0) == 1).all()
+    again = discover_themes_in_vectors(
+        vectors, 6, seed=1, min_theme_size=5, method="graph", max_graph_items=100
+    )
+    assert np.array_equal(found.labels, again.labels)
+    with pytest.raises(ValueError, match="kmeans"):
+        discover_themes_in_vectors(vectors, 6, method="spectral")
+
+
+def test_graph_discovery_falls_back_to_kmeans_when_the_graph_is_islands(leiden):
+    # 12 tight groups of 20 near-identical items, far apart: the 15-neighbour graph is 12
+    # islands, so it cannot form 3 communities; k-means still gives 3 themes of whole groups
+    vectors, group = planted_groups(n_groups=12, size=20, dims=40, seed=2)
+    found = discover_themes_in_vectors(vectors, 3, seed=0, min_theme_size=5, method="graph")
+    assert found.method == "kmeans" and found.k_fitted == 3
+    assert (pd.crosstab(group, found.labels).gt(0).sum(axis=1) == 1).all()
+    vectors, _ = planted_groups()
+    found = discover_themes_in_vectors(vectors, 6, seed=0, min_theme_size=5, method="graph")
+    assert found.method == "graph"
 
 
 def test_pick_quotes_avoids_near_duplicates_and_redacts():
@@ -628,6 +708,32 @@ def test_embeddings_engine_vectors_mean_what_the_text_means(embeddings):
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     similarity = vectors @ vectors.T
     assert similarity[0, 1] > similarity[0, 2] + 0.3
+
+
+def test_embeddings_engine_weights_tokens_by_inverse_document_frequency(embeddings):
+    texts = [
+        "I want to cancel my card",
+        "I want to change my PIN",
+        "my card payment was declined",
+        "how do I top up by bank transfer",
+    ]
+    model = embeddings._load()
+    plain = model.encode(texts, normalize_embeddings=True)
+    assert np.allclose(embeddings.embed(texts, None, 0, 0), plain, atol=1e-5)  # no items: mean
+    ids = [model.tokenizer(t)["input_ids"] for t in texts]
+    documents = {}
+    for row in ids:
+        for token in set(row):
+            documents[token] = documents.get(token, 0) + 1
+    tokens = model.encode(texts, output_value="token_embeddings")
+    expected = []
+    for row, vectors in zip(ids, tokens, strict=True):
+        weights = np.array([np.log(5 / (1 + documents[t])) + 1 for t in row])
+        mean = (weights[:, None] * vectors.numpy()).sum(axis=0) / weights.sum()
+        expected.append(mean / np.linalg.norm(mean))
+    weighted = embeddings.embed(texts, None, len(texts), 0)
+    assert np.allclose(weighted, np.array(expected), atol=1e-5)
+    assert not np.allclose(weighted, plain, atol=1e-3)
 
 
 def test_embeddings_pipeline_recovers_themes_and_states_the_engine(embeddings):

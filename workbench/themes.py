@@ -8,8 +8,9 @@ columns) and returns a `FeedbackThemes` result. The steps are public too:
    quotes (escaped at render) and is removed only from the text that is scored.
 2. `collapse_duplicates` - exact and near duplicates from the same voice count once.
 3. `assign_codebook` - known themes, several per item allowed, threshold calibrated per theme.
-4. `discover_themes` - new themes among the rest (seeded spherical k-means on LSA vectors),
-   weak members left unassigned; `label_themes` - c-TF-IDF keyphrases; `pick_quotes`.
+4. `discover_themes` - new themes among the rest (seeded spherical k-means on LSA vectors, or
+   Leiden communities of a nearest-neighbour graph of sentence embeddings), weak members left
+   unassigned; `label_themes` - c-TF-IDF keyphrases; `pick_quotes`.
 5. `sentiment` (VADER), `nps_by_theme` (NPS and impact), `theme_trends` (volume, share,
    Poisson spikes, emerging themes with their lift).
 
@@ -346,6 +347,7 @@ def discover_themes(
         seed=seed,
         min_theme_size=min_theme_size,
         min_similarity=space.engine.min_similarity,
+        method=getattr(space.engine, "discovery", "kmeans"),
     )
 
 
@@ -587,6 +589,7 @@ def theme_feedback(
                 seed=seed,
                 min_theme_size=min_theme_size,
                 min_similarity=engine_obj.min_similarity,
+                method=getattr(engine_obj, "discovery", "kmeans"),
             )
             for j, label in zip(rest, discovery.labels, strict=True):
                 if label >= 0:
@@ -1114,7 +1117,8 @@ def _method(
         "tf-idf of character 3-4-grams and stemmed words and two-word phrases, reduced by "
         "latent semantic analysis (truncated SVD)"
         if engine.name == "tfidf"
-        else f"sentence embeddings ({getattr(engine, 'model_name', engine.name)})"
+        else f"sentence embeddings ({getattr(engine, 'model_name', engine.name)}; token vectors "
+        "averaged with inverse-document-frequency weights)"
     )
     out = [
         "Cleaning: links, @handles and e-mail signatures are removed; HTML is ignored for "
@@ -1134,8 +1138,14 @@ def _method(
         )
     if params["discover"] != 0:
         k = "chosen by silhouette" if params["discover"] == "auto" else "as requested"
+        how = (
+            "communities of the graph that joins each remaining item to its 15 most similar "
+            "items (Leiden, seeded, resolution searched to give the number of themes)"
+            if discovery is not None and discovery.method == "graph"
+            else "spherical k-means (seeded, several starts) on the remaining items"
+        )
         out.append(
-            f"New themes: spherical k-means (seeded, several starts) on the remaining items, "
+            f"New themes: {how}, "
             f"number of themes {k}; items far from every theme centre and themes smaller than "
             "the minimum size stay unassigned. Labels are the phrases most specific to each "
             "theme (class-based tf-idf)."
