@@ -201,6 +201,20 @@ def ensure_data(users: int, data: Path) -> dict:
     return generate(users, data)
 
 
+def in_fresh_process(arguments: list[str]) -> str:
+    """Run this script with `arguments` in a new process; its last line of output."""
+    child = subprocess.run(
+        [sys.executable, __file__, *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+    )
+    if child.returncode != 0:
+        sys.exit(child.stderr)
+    return child.stdout.strip().splitlines()[-1]
+
+
 def main() -> None:
     """Command line: generate (once), run the readout in a fresh process, print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -229,17 +243,12 @@ def main() -> None:
         f"data: {manifest['rows']['assignments']:,} assignments, "
         f"{manifest['rows']['events']:,} events"
     )
-    child = subprocess.run(
-        [sys.executable, __file__, "--child", "--data", str(data), "--segments", args.segments]
-        + (["--memory-limit", args.memory_limit] if args.memory_limit else []),
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=REPO,
+    result = json.loads(
+        in_fresh_process(
+            ["--child", "--data", str(data), "--segments", args.segments]
+            + (["--memory-limit", args.memory_limit] if args.memory_limit else [])
+        )
     )
-    if child.returncode != 0:
-        sys.exit(child.stderr)
-    result = json.loads(child.stdout.strip().splitlines()[-1])
     print(
         f"{'users':>12} {'metrics':>7} {'load s':>7} {'analysis s':>10} {'total s':>8} "
         f"{'CPU s':>7} {'peak MiB':>9}"
@@ -250,17 +259,8 @@ def main() -> None:
     )
     print(json.dumps(result))
     if args.floor:
-        child = subprocess.run(
-            [sys.executable, __file__, "--floor-child", "--data", str(data)],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=REPO,
-        )
-        if child.returncode != 0:
-            sys.exit(child.stderr)
         print("floor (plain DuckDB SQL, exposures + one pass over the events):")
-        print(child.stdout.strip().splitlines()[-1])
+        print(in_fresh_process(["--floor-child", "--data", str(data)]))
 
 
 if __name__ == "__main__":
