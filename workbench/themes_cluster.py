@@ -45,8 +45,9 @@ class Engine(Protocol):
     """Turns texts into unit-length vectors in which cosine similarity means "about the same".
 
     An engine may also set `codebook_z`, the robust z an item's similarity to a codebook theme
-    must reach (default 3.0), since how spread similarities are depends on the space, and
-    `discovery`, how themes are discovered in its space ("kmeans", the default, or "graph": see
+    must reach (default 3.0), since how spread similarities are depends on the space,
+    `codebook_sparse`, whether the codebook classifier also sees the texts' sparse tf-idf rows
+    (default False), and `discovery`, how themes are discovered in its space ("kmeans", the default, or "graph": see
     `discover_themes`)."""
 
     name: str
@@ -78,6 +79,7 @@ class TfidfEngine:
     min_similarity: float = 0.3
     codebook_z: float = 3.0
     min_captured: float = 0.15
+    codebook_sparse: bool = True  # chosen on banking77's train split (benchmarks/README.md)
 
     def embed(
         self, texts: list[str], features: SparseFeatures, fit_rows: int, seed: int
@@ -358,6 +360,8 @@ def assign_codebook(
     secondary_ratio: float = 0.25,
     self_training: int = 1,
     seed: int = 0,
+    item_sparse: sparse.csr_matrix | None = None,
+    theme_sparse: sparse.csr_matrix | None = None,
 ) -> CodebookAssignment:
     """Assign codebook themes to items (multi-label), leaving items that fit none unassigned.
 
@@ -368,7 +372,9 @@ def assign_codebook(
       with one keyword and with ten sentences are treated alike.
     - A classifier (multinomial logistic regression) trained on the theme texts ranks the
       themes an item fits; the best is its main theme, others are kept while their
-      probability is at least `secondary_ratio` times the best one's.
+      probability is at least `secondary_ratio` times the best one's. With `item_sparse` and
+      `theme_sparse` (the same texts' sparse tf-idf rows) the classifier sees those rows next to
+      the vectors: exact words and character n-grams that the reduced space blurs.
     - `self_training` rounds then add the assigned items to their themes' centres and training
       data and assign again (with the items' own vocabulary, short keyword lists reach more).
     """
@@ -378,20 +384,21 @@ def assign_codebook(
         return CodebookAssignment(
             [[] for _ in range(n)], empty, empty, empty, np.zeros(n, dtype=np.int64)
         )
-    train_x, train_y = theme_vectors, theme_of_vector
+    use_sparse = item_sparse is not None and theme_sparse is not None
+    item_x = _classifier_rows(item_vectors, item_sparse if use_sparse else None)
+    theme_x = _classifier_rows(theme_vectors, theme_sparse if use_sparse else None)
+    centre_x, train_x, train_y = theme_vectors, theme_x, theme_of_vector
     weights = np.ones(len(train_y))
     assigned: list[list[int]] = []
     for round_ in range(self_training + 1):
         centres = np.zeros((n_themes, item_vectors.shape[1]), dtype=np.float64)
-        np.add.at(centres, train_y, train_x * weights[:, None])
+        np.add.at(centres, train_y, centre_x * weights[:, None])
         centres = normalize(centres)
         similarity = item_vectors @ centres.T
         median = np.median(similarity, axis=0)
         mad = np.median(np.abs(similarity - median), axis=0) * 1.4826
         z = (similarity - median) / np.maximum(mad, 1e-3)
-        probability = _classifier_probability(
-            train_x, train_y, weights, item_vectors, n_themes, seed
-        )
+        probability = _classifier_probability(train_x, train_y, weights, item_x, n_themes, seed)
         fits = (z >= z_min) & (similarity >= min_similarity)
         predicted = probability.argmax(axis=1)
         assigned = []
@@ -409,7 +416,8 @@ def assign_codebook(
         if not rows:
             break
         labels = np.array([assigned[i][0] for i in rows])
-        train_x = np.vstack([theme_vectors, item_vectors[rows]])
+        centre_x = np.vstack([theme_vectors, item_vectors[rows]])
+        train_x = _stack_rows(theme_x, item_x[rows])
         train_y = np.concatenate([theme_of_vector, labels])
         # the theme's own texts and its items count equally in its centre
         own = np.bincount(theme_of_vector, minlength=n_themes).astype(float)
@@ -419,8 +427,22 @@ def assign_codebook(
     return CodebookAssignment(assigned, probability, similarity, z, predicted)
 
 
+def _classifier_rows(vectors: np.ndarray, rows: sparse.csr_matrix | None) -> Any:
+    """The classifier's input: the vectors, followed by the sparse rows when given."""
+    if rows is None:
+        return vectors
+    return sparse.hstack([sparse.csr_matrix(vectors), rows], format="csr")
+
+
+def _stack_rows(top: Any, bottom: Any) -> Any:
+    """Rows of `top` then `bottom` (both dense or both sparse)."""
+    if sparse.issparse(top):
+        return sparse.vstack([top, bottom], format="csr")
+    return np.vstack([top, bottom])
+
+
 def _classifier_probability(
-    x: np.ndarray, y: np.ndarray, weights: np.ndarray, items: np.ndarray, n_themes: int, seed: int
+    x: Any, y: np.ndarray, weights: np.ndarray, items: Any, n_themes: int, seed: int
 ) -> np.ndarray:
     """Class probabilities of a logistic regression; columns for every theme position."""
     present = np.unique(y)
