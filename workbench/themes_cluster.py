@@ -47,8 +47,8 @@ class Engine(Protocol):
     An engine may also set `codebook_z`, the robust z an item's similarity to a codebook theme
     must reach (default 3.0), since how spread similarities are depends on the space,
     `codebook_sparse`, whether the codebook classifier also sees the texts' sparse tf-idf rows
-    (default False), and `discovery`, how themes are discovered in its space ("kmeans", the default, or "graph": see
-    `discover_themes`)."""
+    (default False), and `discovery`, how themes are discovered in its space ("kmeans", the
+    default, or "graph": see `discover_themes`)."""
 
     name: str
     min_similarity: float  # weaker members of a discovered theme are left unassigned
