@@ -373,8 +373,9 @@ def assign_codebook(
     - A classifier (multinomial logistic regression) trained on the theme texts ranks the
       themes an item fits; the best is its main theme, others are kept while their
       probability is at least `secondary_ratio` times the best one's. With `item_sparse` and
-      `theme_sparse` (the same texts' sparse tf-idf rows) the classifier sees those rows next to
-      the vectors: exact words and character n-grams that the reduced space blurs.
+      `theme_sparse` (the same texts' sparse tf-idf rows) the probability is the mean of that
+      classifier and a second one trained on those rows: exact words and character n-grams that
+      the reduced space blurs.
     - `self_training` rounds then add the assigned items to their themes' centres and training
       data and assign again (with the items' own vocabulary, short keyword lists reach more).
     """
@@ -385,20 +386,25 @@ def assign_codebook(
             [[] for _ in range(n)], empty, empty, empty, np.zeros(n, dtype=np.int64)
         )
     use_sparse = item_sparse is not None and theme_sparse is not None
-    item_x = _classifier_rows(item_vectors, item_sparse if use_sparse else None)
-    theme_x = _classifier_rows(theme_vectors, theme_sparse if use_sparse else None)
-    centre_x, train_x, train_y = theme_vectors, theme_x, theme_of_vector
+    train_x, train_y, train_sparse = theme_vectors, theme_of_vector, theme_sparse
     weights = np.ones(len(train_y))
     assigned: list[list[int]] = []
     for round_ in range(self_training + 1):
         centres = np.zeros((n_themes, item_vectors.shape[1]), dtype=np.float64)
-        np.add.at(centres, train_y, centre_x * weights[:, None])
+        np.add.at(centres, train_y, train_x * weights[:, None])
         centres = normalize(centres)
         similarity = item_vectors @ centres.T
         median = np.median(similarity, axis=0)
         mad = np.median(np.abs(similarity - median), axis=0) * 1.4826
         z = (similarity - median) / np.maximum(mad, 1e-3)
-        probability = _classifier_probability(train_x, train_y, weights, item_x, n_themes, seed)
+        probability = _classifier_probability(
+            train_x, train_y, weights, item_vectors, n_themes, seed
+        )
+        if use_sparse:
+            on_words = _classifier_probability(
+                train_sparse, train_y, weights, item_sparse, n_themes, seed
+            )
+            probability = (probability + on_words) / 2
         fits = (z >= z_min) & (similarity >= min_similarity)
         predicted = probability.argmax(axis=1)
         assigned = []
@@ -416,8 +422,9 @@ def assign_codebook(
         if not rows:
             break
         labels = np.array([assigned[i][0] for i in rows])
-        centre_x = np.vstack([theme_vectors, item_vectors[rows]])
-        train_x = _stack_rows(theme_x, item_x[rows])
+        train_x = np.vstack([theme_vectors, item_vectors[rows]])
+        if use_sparse:
+            train_sparse = sparse.vstack([theme_sparse, item_sparse[rows]], format="csr")
         train_y = np.concatenate([theme_of_vector, labels])
         # the theme's own texts and its items count equally in its centre
         own = np.bincount(theme_of_vector, minlength=n_themes).astype(float)
@@ -425,20 +432,6 @@ def assign_codebook(
         item_weight = np.where(got > 0, own / np.maximum(got, 1), 0.0)[labels]
         weights = np.concatenate([np.ones(len(theme_of_vector)), item_weight])
     return CodebookAssignment(assigned, probability, similarity, z, predicted)
-
-
-def _classifier_rows(vectors: np.ndarray, rows: sparse.csr_matrix | None) -> Any:
-    """The classifier's input: the vectors, followed by the sparse rows when given."""
-    if rows is None:
-        return vectors
-    return sparse.hstack([sparse.csr_matrix(vectors), rows], format="csr")
-
-
-def _stack_rows(top: Any, bottom: Any) -> Any:
-    """Rows of `top` then `bottom` (both dense or both sparse)."""
-    if sparse.issparse(top):
-        return sparse.vstack([top, bottom], format="csr")
-    return np.vstack([top, bottom])
 
 
 def _classifier_probability(
