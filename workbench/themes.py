@@ -1149,8 +1149,13 @@ def _method(
         out.append(
             "Codebook themes: an item gets a theme when its similarity to the theme's examples "
             "stands out from the typical item's (robust z-score \u2265 "
-            f"{params['codebook_z']:g}); a classifier trained "
-            "on the examples orders the themes; an item may carry several themes."
+            f"{params['codebook_z']:g}); a classifier trained on the examples"
+            + (
+                " (two averaged: one on the reduced vectors, one on the word and character tf-idf)"
+                if getattr(engine, "codebook_sparse", False)
+                else ""
+            )
+            + " orders the themes; an item may carry several themes."
         )
     if params["discover"] != 0:
         k = "chosen by silhouette" if params["discover"] == "auto" else "as requested"
