@@ -113,6 +113,7 @@ def codebook_accuracy(evaluated: pd.DataFrame, pool: pd.DataFrame, seed: int) ->
         len(codebook),
         z_min=vectors.engine.codebook_z,
         seed=seed,
+        **vectors.codebook_sparse(),
     )
     truth = evaluated["category"].map({c: i for i, c in enumerate(intents)}).to_numpy()
     primary = np.array([t[0] if t else -1 for t in result.themes])

@@ -30,6 +30,7 @@ from workbench.themes import (
     theme_feedback,
     theme_trends,
 )
+from workbench.themes_cluster import assign_codebook as assign_codebook_vectors
 from workbench.themes_cluster import discover_themes as discover_themes_in_vectors
 from workbench.themes_cluster import leiden_themes, neighbour_graph, resolve_engine
 from workbench.themes_text import analysis_text
@@ -219,6 +220,42 @@ def test_assign_codebook_multi_label_and_unassigned():
     assert accuracy >= 0.9
     assert set(assigned[60]) == {"pricing", "export"}
     assert assigned[61] == []
+
+
+def test_codebook_classifier_uses_sparse_rows_and_leaves_outsiders_unassigned():
+    # Themes 0 and 1 share one direction of the reduced vectors and differ only in a word
+    # (a sparse column); theme 2 has its own direction; 30 items are about none of them.
+    from scipy import sparse
+
+    rng = np.random.default_rng(0)
+    kinds = np.repeat([0, 1, 2, 3], [10, 10, 10, 30])
+    direction = np.array([0, 0, 1, 2])
+
+    def vectors(of: np.ndarray) -> np.ndarray:
+        v = np.eye(4)[direction[of]] + rng.normal(0, 0.05, (len(of), 4))
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def words(of: np.ndarray) -> sparse.csr_matrix:
+        return sparse.csr_matrix(np.eye(4)[of])
+
+    theme_of = np.repeat([0, 1, 2], 3)
+    common = dict(n_themes=3, z_min=3.0, seed=0)
+    plain = assign_codebook_vectors(vectors(kinds), vectors(theme_of), theme_of, **common)
+    with_words = assign_codebook_vectors(
+        vectors(kinds),
+        vectors(theme_of),
+        theme_of,
+        item_sparse=words(kinds),
+        theme_sparse=words(theme_of),
+        **common,
+    )
+    primary = np.array([t[0] if t else -1 for t in with_words.themes])
+    assert (primary[:30] == kinds[:30]).all()
+    assert (with_words.predicted[:30] == kinds[:30]).all()
+    assert all(t == [] for t in with_words.themes[30:])  # outsiders stay unassigned
+    # without the words, themes 0 and 1 cannot be told apart
+    assert (plain.predicted[:20] == kinds[:20]).mean() < 0.8
+    assert all(t == [] for t in plain.themes[30:])
 
 
 def test_codebook_theme_without_matches_is_a_check():

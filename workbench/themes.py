@@ -327,6 +327,7 @@ def assign_codebook(
         len(themes),
         z_min=z_min,
         seed=seed,
+        **space.codebook_sparse(),
     )
     return [[themes[t].id for t in item] for item in result.themes]
 
@@ -538,6 +539,11 @@ def theme_feedback(
     )
     item_vectors, cb_vectors = vectors[:n_th], vectors[n_th:]
     item_chars = sub_features.chars[:n_th]
+    sparse_rows = (
+        {"item_sparse": sub_features.matrix[:n_th], "theme_sparse": sub_features.matrix[n_th:]}
+        if getattr(engine_obj, "codebook_sparse", False)
+        else {}
+    )
 
     # Codebook themes.
     theme_lists: list[list[int]] = [[] for _ in range(n_th)]
@@ -550,6 +556,7 @@ def theme_feedback(
             len(themes_cb),
             z_min=params["codebook_z"],
             seed=seed,
+            **sparse_rows,
         )
         theme_lists = [list(t) for t in codebook_result.themes]
         matched = np.bincount([t for ts in theme_lists for t in ts], minlength=len(themes_cb))
@@ -818,6 +825,7 @@ class _Space:
     items: np.ndarray
     theme_vectors: np.ndarray
     theme_of_vector: np.ndarray
+    theme_features: SparseFeatures
 
     @classmethod
     def build(
@@ -833,13 +841,21 @@ class _Space:
         vectors = engine_obj.embed(texts + cb_texts, features, len(texts), seed)
         n = len(texts)
         items_features = SparseFeatures(features.matrix[:n], features.chars[:n])
+        theme_features = SparseFeatures(features.matrix[n:], features.chars[n:])
         return cls(
             engine_obj,
             items_features,
             vectors[:n],
             vectors[n:],
             np.asarray(cb_theme, dtype=np.int64),
+            theme_features,
         )
+
+    def codebook_sparse(self) -> dict[str, Any]:
+        """The sparse rows `assign_codebook` gives its classifier, when the engine wants them."""
+        if not getattr(self.engine, "codebook_sparse", False):
+            return {}
+        return {"item_sparse": self.features.matrix, "theme_sparse": self.theme_features.matrix}
 
 
 def _check_parameters(
@@ -1133,8 +1149,13 @@ def _method(
         out.append(
             "Codebook themes: an item gets a theme when its similarity to the theme's examples "
             "stands out from the typical item's (robust z-score \u2265 "
-            f"{params['codebook_z']:g}); a classifier trained "
-            "on the examples orders the themes; an item may carry several themes."
+            f"{params['codebook_z']:g}); a classifier trained on the examples"
+            + (
+                " (two averaged: one on the reduced vectors, one on the word and character tf-idf)"
+                if getattr(engine, "codebook_sparse", False)
+                else ""
+            )
+            + " orders the themes; an item may carry several themes."
         )
     if params["discover"] != 0:
         k = "chosen by silhouette" if params["discover"] == "auto" else "as requested"

@@ -45,9 +45,10 @@ class Engine(Protocol):
     """Turns texts into unit-length vectors in which cosine similarity means "about the same".
 
     An engine may also set `codebook_z`, the robust z an item's similarity to a codebook theme
-    must reach (default 3.0), since how spread similarities are depends on the space, and
-    `discovery`, how themes are discovered in its space ("kmeans", the default, or "graph": see
-    `discover_themes`)."""
+    must reach (default 3.0), since how spread similarities are depends on the space,
+    `codebook_sparse`, whether the codebook classifier also sees the texts' sparse tf-idf rows
+    (default False), and `discovery`, how themes are discovered in its space ("kmeans", the
+    default, or "graph": see `discover_themes`)."""
 
     name: str
     min_similarity: float  # weaker members of a discovered theme are left unassigned
@@ -78,6 +79,7 @@ class TfidfEngine:
     min_similarity: float = 0.3
     codebook_z: float = 3.0
     min_captured: float = 0.15
+    codebook_sparse: bool = True  # chosen on banking77's train split (benchmarks/README.md)
 
     def embed(
         self, texts: list[str], features: SparseFeatures, fit_rows: int, seed: int
@@ -358,6 +360,8 @@ def assign_codebook(
     secondary_ratio: float = 0.25,
     self_training: int = 1,
     seed: int = 0,
+    item_sparse: sparse.csr_matrix | None = None,
+    theme_sparse: sparse.csr_matrix | None = None,
 ) -> CodebookAssignment:
     """Assign codebook themes to items (multi-label), leaving items that fit none unassigned.
 
@@ -368,7 +372,10 @@ def assign_codebook(
       with one keyword and with ten sentences are treated alike.
     - A classifier (multinomial logistic regression) trained on the theme texts ranks the
       themes an item fits; the best is its main theme, others are kept while their
-      probability is at least `secondary_ratio` times the best one's.
+      probability is at least `secondary_ratio` times the best one's. With `item_sparse` and
+      `theme_sparse` (the same texts' sparse tf-idf rows) the probability is the mean of that
+      classifier and a second one trained on those rows: exact words and character n-grams that
+      the reduced space blurs.
     - `self_training` rounds then add the assigned items to their themes' centres and training
       data and assign again (with the items' own vocabulary, short keyword lists reach more).
     """
@@ -378,7 +385,8 @@ def assign_codebook(
         return CodebookAssignment(
             [[] for _ in range(n)], empty, empty, empty, np.zeros(n, dtype=np.int64)
         )
-    train_x, train_y = theme_vectors, theme_of_vector
+    use_sparse = item_sparse is not None and theme_sparse is not None
+    train_x, train_y, train_sparse = theme_vectors, theme_of_vector, theme_sparse
     weights = np.ones(len(train_y))
     assigned: list[list[int]] = []
     for round_ in range(self_training + 1):
@@ -392,6 +400,11 @@ def assign_codebook(
         probability = _classifier_probability(
             train_x, train_y, weights, item_vectors, n_themes, seed
         )
+        if use_sparse:
+            on_words = _classifier_probability(
+                train_sparse, train_y, weights, item_sparse, n_themes, seed
+            )
+            probability = (probability + on_words) / 2
         fits = (z >= z_min) & (similarity >= min_similarity)
         predicted = probability.argmax(axis=1)
         assigned = []
@@ -410,6 +423,8 @@ def assign_codebook(
             break
         labels = np.array([assigned[i][0] for i in rows])
         train_x = np.vstack([theme_vectors, item_vectors[rows]])
+        if use_sparse:
+            train_sparse = sparse.vstack([theme_sparse, item_sparse[rows]], format="csr")
         train_y = np.concatenate([theme_of_vector, labels])
         # the theme's own texts and its items count equally in its centre
         own = np.bincount(theme_of_vector, minlength=n_themes).astype(float)
@@ -420,7 +435,7 @@ def assign_codebook(
 
 
 def _classifier_probability(
-    x: np.ndarray, y: np.ndarray, weights: np.ndarray, items: np.ndarray, n_themes: int, seed: int
+    x: Any, y: np.ndarray, weights: np.ndarray, items: Any, n_themes: int, seed: int
 ) -> np.ndarray:
     """Class probabilities of a logistic regression; columns for every theme position."""
     present = np.unique(y)
