@@ -245,10 +245,6 @@ def _check_metrics(metrics: Sequence[MetricDefinition], events: ibis.Table) -> N
                 )
 
 
-def _seconds(days: float) -> ibis.Value:
-    return ibis.interval(seconds=int(round(days * _DAY_S)))
-
-
 def _property_column(prop: str) -> str:
     """Internal name of an event property in joined tables (no clash with our columns)."""
     return f"property__{prop}"
@@ -846,7 +842,15 @@ def daily_stats(
     _check_metrics(metrics, events)
     own = prepared is None or not set(metrics) <= set(prepared.metrics) or prepared.end != end
     if own:
-        result = experiment_stats(assignments, events, experiment, metrics, end=end, caps=caps)
+        result = experiment_stats(
+            assignments,
+            events,
+            experiment,
+            metrics,
+            end=end,
+            caps=caps,
+            first_times=[m.name for m in metrics],
+        )
         prepared, caps = result.prepared, result.caps
     elif caps is None:
         caps = _caps_by_metric(
@@ -976,10 +980,7 @@ def _daily(
         horizon = max(m.window_days for m in metrics)
         predicates.append(ev.ev_us < users.exposed_us + _microseconds(horizon))
     joined = _with_offset(users.join(ev, predicates))
-    if not covariates and all(m.type == "conversion" for m in metrics):
-        changes = _daily_conversions(joined, metrics, day(joined.ev_us))
-    else:
-        changes = _daily_changes(joined, metrics, day(joined.ev_us), covariates, cap_columns)
+    changes = _daily_changes(joined, metrics, day(joined.ev_us), covariates, cap_columns)
 
     return _cumulative_days(entered, changes, metrics, start, end)
 
@@ -1016,30 +1017,6 @@ def _cumulative_days(
     out = out[out["n"] > 0].reset_index(drop=True)
     out.insert(3, "date", (start + pd.to_timedelta(out["day"], unit="D")).dt.date)
     return out
-
-
-def _daily_conversions(
-    joined: ibis.Table, metrics: Sequence[MetricDefinition], day: ibis.Value
-) -> pd.DataFrame:
-    """Daily changes of conversions: a user's value goes from 0 to 1 on the day of their first
-    qualifying event, so the first day per user is all that is needed (no running sums)."""
-    firsts = joined.group_by(["user_id", "variant"]).aggregate(
-        **{
-            f"d{i}": day.min(where=_post(joined, m) & joined.event.isin(list(m.events)))
-            for i, m in enumerate(metrics)
-        }
-    )
-    parts = []
-    for i in range(len(metrics)):
-        converted = (
-            firsts.filter(firsts[f"d{i}"].notnull())
-            .group_by(["variant", firsts[f"d{i}"].name("day")])
-            .aggregate(count=_.count())
-            .execute()
-        )
-        count = converted.pop("count").astype("float64")
-        parts.append(converted.assign(**{f"m{i}__sum_y": count, f"m{i}__sum_y2": count}))
-    return pd.concat(parts, ignore_index=True)
 
 
 def _daily_changes(
