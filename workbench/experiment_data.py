@@ -26,7 +26,7 @@ Definitions (for the readout's method section):
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -255,6 +255,11 @@ def _metric_events(metrics: Sequence[MetricDefinition]) -> list[str]:
     return sorted({e for m in metrics for e in (*m.events, *m.denominator_events)})
 
 
+def _event_codes(metrics: Sequence[MetricDefinition]) -> dict[str, int]:
+    """A small integer per metric event name (from 1), compared instead of strings."""
+    return {name: code for code, name in enumerate(_metric_events(metrics), start=1)}
+
+
 def _events(events: ibis.Table, metrics: Sequence[MetricDefinition], end: object) -> ibis.Table:
     """The metrics' events and the columns they need, renamed so they cannot clash with users'.
 
@@ -316,7 +321,7 @@ def _joined(
         horizon = max(m.window_days for m in metrics)
         predicates.append(ev.ev_us < users.exposed_us + _microseconds(horizon))
     joined = _with_offset(ev.join(users, predicates, how="right" if how == "left" else how))
-    codes = {name: code for code, name in enumerate(_metric_events(metrics), start=1)}
+    codes = _event_codes(metrics)
     return joined.mutate(event_code=joined.event.substitute(codes, else_=0))
 
 
@@ -374,7 +379,7 @@ def _component_values(
     t: ibis.Table, components: Sequence[_Component], metrics: Sequence[MetricDefinition]
 ) -> dict[str, ibis.Value]:
     """Per-user aggregates k{j} of the joined rows `t`, one per component."""
-    codes = {name: code for code, name in enumerate(_metric_events(metrics), start=1)}
+    codes = _event_codes(metrics)
     event_code = t.event_code
     out: dict[str, ibis.Value] = {}
     for j, c in enumerate(components):
@@ -873,6 +878,17 @@ def daily_stats(
             prepared.release()
 
 
+def _day_number(start: pd.Timestamp) -> Callable[[ibis.Value], ibis.Value]:
+    """Engine expression: the day since `start` (day 0) of an epoch-µs value."""
+    start_us = int(start.timestamp()) * 1_000_000
+    day_us = _DAY_S * 1_000_000
+
+    def day(epoch_us: ibis.Value) -> ibis.Value:
+        return (epoch_us - start_us) // day_us
+
+    return day
+
+
 def _start_of(prepared: PreparedExperiment, experiment: str, start: object) -> pd.Timestamp:
     """The daily view's day 0: `start`, or the UTC day of the first exposure."""
     if start is None:
@@ -894,11 +910,10 @@ def _daily_from_first_times(
     """Daily view of conversions from the per-user pass: users enter on their exposure day and
     convert (0 → 1) on the day of their first qualifying event, so counts per day are all."""
     start = _start_of(prepared, experiment, start)
-    start_us = int(start.timestamp()) * 1_000_000
-    day_us = _DAY_S * 1_000_000
+    day = _day_number(start)
     exposed = prepared.exposed
     entered = (
-        exposed.group_by(["variant", ((exposed.exposed_us - start_us) // day_us).name("day")])
+        exposed.group_by(["variant", day(exposed.exposed_us).name("day")])
         .aggregate(n=_.count())
         .execute()
     )
@@ -909,7 +924,7 @@ def _daily_from_first_times(
         first = found[f"first{index[m.name]}"]
         converted = (
             found.filter(first.notnull())
-            .group_by(["cell", ((first - start_us) // day_us).name("day")])
+            .group_by(["cell", day(first).name("day")])
             .aggregate(count=_.count())
             .execute()
         )
@@ -931,11 +946,7 @@ def _daily(
 ) -> pd.DataFrame:
     exposed = prepared.exposed
     start = _start_of(prepared, experiment, start)
-    start_us = int(start.timestamp()) * 1_000_000
-    day_us = _DAY_S * 1_000_000
-
-    def day(epoch_us: ibis.Value) -> ibis.Value:
-        return (epoch_us - start_us) // day_us
+    day = _day_number(start)
 
     # Users enter on their exposure day with their covariate (known at exposure).
     index = {m: i for i, m in enumerate(prepared.metrics)}
