@@ -68,3 +68,21 @@ def joins_as_written(table: ibis.Table) -> Iterator[None]:
         yield
     finally:
         backend.raw_sql(f"SET disabled_optimizers = '{previous}'")
+
+
+def cache_with_row_ids(table: ibis.Table) -> tuple[ibis.Table, ibis.Table]:
+    """Materialise `table` (Ibis `cache`) and number its rows: (cached, numbered).
+
+    `numbered` is the cached table with a `row_id` column, unique and fixed for the life of the
+    cache: an integer key that is cheaper to group and join on than a string user id. On
+    DuckDB it is the table's own `rowid` (no extra work); elsewhere a row number computed once,
+    before caching, so that every query sees the same numbers. `cached.release()` drops it.
+    """
+    backend = table._find_backend(use_default=True)
+    if getattr(backend, "name", None) != "duckdb":
+        cached = table.mutate(row_id=ibis.row_number()).cache()
+        return cached, cached
+    cached = table.cache()
+    name = cached.op().name
+    numbered = backend.sql(f'SELECT rowid AS row_id, * FROM "{name}"')
+    return cached, numbered

@@ -37,7 +37,12 @@ import numpy as np
 import pandas as pd
 from ibis import _
 
-from workbench.engine import epoch_microseconds, first_string, joins_as_written
+from workbench.engine import (
+    cache_with_row_ids,
+    epoch_microseconds,
+    first_string,
+    joins_as_written,
+)
 from workbench.errors import WorkbenchError
 from workbench.experiment_stats import SrmResult, srm_check
 
@@ -159,10 +164,12 @@ def _assignment_users(
     segment: str | None,
     end: object,
     segment_columns: Sequence[str] = (),
+    times: bool = True,
 ) -> ibis.Table:
     """One row per assigned user: variant count, first variant, first exposure (and segments).
 
     `segment` gives a column named "segment"; each of `segment_columns` a column "seg{j}".
+    The first exposure is `exposed_us` (epoch µs) and, unless `times` is false, `exposed_at`.
     """
     for column in ("user_id", "experiment", "variant", "assigned_at"):
         if column not in assignments.columns:
@@ -181,10 +188,11 @@ def _assignment_users(
     for name, column in wanted.items():
         value = rows[column].cast("string").fill_null(MISSING_SEGMENT)
         extra[name] = first_string(value, rows.assigned_at)
+    if times:
+        extra = {"exposed_at": rows.assigned_at.min(), **extra}
     grouped = rows.group_by("user_id").aggregate(
         first_variant=_.variant.min(),
         last_variant=_.variant.max(),
-        exposed_at=_.assigned_at.min(),
         exposed_us=epoch_microseconds(rows.assigned_at).min(),
         **extra,
     )
@@ -193,7 +201,6 @@ def _assignment_users(
         "user_id",
         variants=ibis.ifelse(grouped.first_variant == grouped.last_variant, 1, 2),
         variant=grouped.first_variant,
-        exposed_at=grouped.exposed_at,
         exposed_us=grouped.exposed_us,
         **{name: grouped[name] for name in extra},
     )
@@ -400,24 +407,24 @@ def _user_components(
     events: ibis.Table,
     metrics: Sequence[MetricDefinition],
     end: object,
-    carry: Sequence[str] = (),
+    key: str = "user_id",
     firsts: Mapping[str, MetricDefinition] | None = None,
 ) -> ibis.Table:
-    """One row per exposed user with metric events in the window: k{j}, post_events, `carry`,
-    and for each of `firsts` (column name → conversion metric) the epoch µs of the user's
-    first qualifying event.
+    """One row per exposed user with metric events in the window, by the users' `key` column:
+    k{j}, post_events, and for each of `firsts` (column name → conversion metric) the epoch µs
+    of the user's first qualifying event.
 
-    `carry` names integer columns of `users` that are constant per user (taken with min):
-    cheaper in the per-user aggregation than grouping by them or carrying strings.
+    An integer `key` (a row number, with anything else constant per user folded into it) is
+    cheaper to aggregate on than the string user id, and needs no per-user state to carry.
     """
     components, _ = _components(metrics)
     joined = _joined(users, events, metrics, end)
     values = _component_values(joined, components, metrics)
+    codes = _event_codes(metrics)
     for name, m in (firsts or {}).items():
-        inside = _post(joined, m) & joined.event.isin(list(m.events))
+        inside = _post(joined, m) & joined.event_code.isin([codes[e] for e in m.events])
         values[name] = joined.ev_us.min(where=inside)
-    return joined.group_by("user_id").aggregate(
-        **{c: joined[c].min() for c in carry},
+    return joined.group_by(key).aggregate(
         post_events=joined.count(where=joined.offset_us >= 0),
         **values,
     )
@@ -601,7 +608,9 @@ class PreparedExperiment:
 
     Both are materialised once in the engine (Ibis `cache`, a temporary table), so the statistics,
     the caps, the segments and the daily view read them instead of re-joining the raw events.
-    `release()` drops them.
+    `assigned` numbers its users (`row_id`); `found` has one row per exposed user with metric
+    events, keyed by `key` = row_id × cells + cell, the user's variant × segment labels as one
+    integer (decoded with `levels`). `release()` drops both.
     """
 
     metrics: tuple[MetricDefinition, ...]
@@ -611,17 +620,42 @@ class PreparedExperiment:
     columns: tuple[_MetricColumns, ...]
     levels: tuple[tuple[str, ...], ...] = ()
     first_times: tuple[str, ...] = ()
+    materialised: tuple[ibis.Table, ...] = ()
 
     @property
     def exposed(self) -> ibis.Table:
         """Users exposed to exactly one variant."""
         return self.assigned.filter(_.variants == 1).drop("variants")
 
+    @property
+    def cells(self) -> int:
+        """How many variant × segment label cells the integer keys encode."""
+        return int(np.prod([len(v) for v in self.levels])) if self.levels else 1
+
+    def cell(self, table: ibis.Table) -> ibis.Value:
+        """The cell code of each row of `found` (or a table with its `key`)."""
+        return (table.key % self.cells).name("cell")
+
     def release(self) -> None:
         """Drop the materialised tables (they are rebuilt if used again)."""
-        for table in (self.found, self.assigned):
+        for table in self.materialised or (self.found, self.assigned):
             with contextlib.suppress(Exception):  # not cached on this backend, or released
                 table.release()
+
+
+def _cell_code(exposed: ibis.Table, levels: Sequence[Sequence[str]]) -> ibis.Value:
+    """Each exposed user's cell (variant × segment labels) as one integer, decoded by
+    `_decode_cells`: the per-user aggregation carries a number, not strings."""
+    cell = ibis.literal(0, type="int64")
+    for j, values in enumerate(levels):
+        column = exposed.variant if j == 0 else exposed[f"seg{j - 1}"]
+        code = column.substitute({v: i for i, v in enumerate(values)}, else_=len(values) - 1)
+        cell = cell * len(values) + code.cast("int64")
+    return cell
+
+
+def _microseconds_to_time(value: object) -> pd.Timestamp:
+    return pd.Timestamp(int(value), unit="us", tz="UTC")
 
 
 def experiment_stats(
@@ -641,26 +675,30 @@ def experiment_stats(
     `first_times` names conversion metrics whose first qualifying event time the per-user pass
     keeps too, so that `daily_stats` of those metrics needs no other pass over the events.
 
-    One pass over the assignments gives every assigned user (materialised); one pass over the
-    metric events joined to the exposed users gives each user's metric components
-    (materialised). Everything else reads those two tables: per-arm sums are additive, so one
-    GROUP BY over the segment labels serves every segment column (the top_k largest values of
-    each, the rest as "other", in `ExperimentStats.segments`). `caps` replaces the pooled
-    winsorization caps (by metric name: {"value": …, "covariate": …}).
+    One pass over the assignments gives every assigned user (materialised, numbered); one pass
+    over the metric events joined to the exposed users gives each user's metric components
+    (materialised, by an integer key that also encodes the user's cell). Everything else reads
+    those two tables: per-arm sums are additive, so one GROUP BY over the cells serves every
+    segment column (the top_k largest values of each, the rest as "other", in
+    `ExperimentStats.segments`). `caps` replaces the pooled winsorization caps (by metric name:
+    {"value": …, "covariate": …}).
     """
     _check_metrics(metrics, events)
     if top_k < 1:
         raise ExperimentDataError("top_k must be at least 1")
     segments = list(segments)
-    assigned = _assignment_users(
-        assignments, experiment, segment=None, end=end, segment_columns=segments
-    ).cache()
+    cached_assigned, assigned = cache_with_row_ids(
+        _assignment_users(
+            assignments, experiment, segment=None, end=end, segment_columns=segments, times=False
+        )
+    )
     summary = (
         assigned.group_by(["variant", (_.variants > 1).name("multiple")])
-        .aggregate(users=_.count(), first=_.exposed_at.min(), last=_.exposed_at.max())
+        .aggregate(users=_.count(), first=_.exposed_us.min(), last=_.exposed_us.max())
         .execute()
     )
     if summary.empty:
+        cached_assigned.release()
         found = assignments.select("experiment").distinct().limit(20).execute()["experiment"]
         raise ExperimentDataError(
             f"no assignments for experiment {experiment!r}; experiments found: "
@@ -670,24 +708,20 @@ def experiment_stats(
     clean = summary[~multiple]
     multi_users = int(summary.loc[multiple, "users"].sum())
     if clean.empty:
+        cached_assigned.release()
         raise ExperimentDataError(
             f"experiment {experiment!r}: every assigned user is in more than one variant"
         )
 
     exposed = assigned.filter(_.variants == 1).drop("variants")
     labels = _top_segment_labels(exposed, segments, top_k)
-    # Each exposed user's cell (variant × segment labels) as one integer, so the per-user
-    # aggregation carries a number, not strings; decoded below.
     variants = sorted(str(v) for v in clean["variant"])
     levels = [variants] + [[*top, OTHER_SEGMENT] for top in labels]
-    cell = ibis.literal(0, type="int64")
-    for j, values in enumerate(levels):
-        column = exposed.variant if j == 0 else exposed[f"seg{j - 1}"]
-        code = column.substitute({v: i for i, v in enumerate(values)}, else_=len(values) - 1)
-        cell = cell * len(values) + code.cast("int64")
-    labelled = exposed.mutate(cell=cell)
+    cells = int(np.prod([len(v) for v in levels]))
+    cell = _cell_code(exposed, levels)
+    labelled = exposed.select("user_id", "exposed_us", key=exposed.row_id * cells + cell)
     firsts = _first_time_columns(metrics, first_times)
-    found = _user_components(labelled, events, metrics, end, carry=["cell"], firsts=firsts)
+    found = _user_components(labelled, events, metrics, end, key="key", firsts=firsts)
     with joins_as_written(found):  # build the join on the exposed users, not the events
         found = found.cache()
     columns = _components(metrics)[1]
@@ -697,9 +731,9 @@ def experiment_stats(
         if caps is not None
         else _pooled_caps(found, total, metrics, columns)
     )
-    counts = labelled.group_by("cell").aggregate(n=_.count()).execute()
+    counts = exposed.group_by(cell.name("cell")).aggregate(n=_.count()).execute()
     sums = (
-        found.group_by("cell")
+        found.group_by((found.key % cells).name("cell"))
         .aggregate(
             with_events=(found.post_events > 0).cast("int64").sum(),
             **_sums(found, metrics, columns, cap_columns),
@@ -725,8 +759,8 @@ def experiment_stats(
         arms=arms,
         multi_variant_users=multi_users,
         caps=_caps_by_metric(cap_columns, metrics),
-        first_exposure=pd.Timestamp(clean["first"].min()),
-        last_exposure=pd.Timestamp(clean["last"].max()),
+        first_exposure=_microseconds_to_time(clean["first"].min()),
+        last_exposure=_microseconds_to_time(clean["last"].max()),
         segments=_segment_frames(by_label, summed, segments, labels, metrics),
         prepared=PreparedExperiment(
             tuple(metrics),
@@ -736,6 +770,7 @@ def experiment_stats(
             tuple(columns),
             levels=tuple(tuple(v) for v in levels),
             first_times=tuple(m.name for m in firsts.values()),
+            materialised=(found, cached_assigned),
         ),
     )
 
@@ -893,10 +928,10 @@ def _start_of(prepared: PreparedExperiment, experiment: str, start: object) -> p
     """The daily view's day 0: `start`, or the UTC day of the first exposure."""
     if start is None:
         exposed = prepared.exposed
-        first = exposed.aggregate(first=_.exposed_at.min()).execute()["first"].iloc[0]
+        first = exposed.aggregate(first=_.exposed_us.min()).execute()["first"].iloc[0]
         if pd.isna(first):
             raise ExperimentDataError(f"no exposed users in experiment {experiment!r}")
-        return _utc(first).floor("D")
+        return _microseconds_to_time(first).floor("D")
     return _utc(start)
 
 
@@ -924,7 +959,7 @@ def _daily_from_first_times(
         first = found[f"first{index[m.name]}"]
         converted = (
             found.filter(first.notnull())
-            .group_by(["cell", day(first).name("day")])
+            .group_by([prepared.cell(found), day(first).name("day")])
             .aggregate(count=_.count())
             .execute()
         )
@@ -955,18 +990,17 @@ def _daily(
         for i, m in enumerate(metrics)
         if m.covariate_days is not None
     }
-    users = exposed.select("user_id", "variant", "exposed_at", "exposed_us")
+    users = exposed.select("user_id", "variant", "exposed_us", "row_id")
     if covariates:
         found = prepared.found
         known = found.select(
-            found.user_id.name("x_user"),
+            (found.key // prepared.cells).name("x_row"),
             *[found[f"k{j}"] for j in sorted({j for _m, j in covariates.values()})],
         )
-        users = users.left_join(known, users.user_id == known.x_user)
+        users = users.left_join(known, users.row_id == known.x_row)
         users = users.select(
             "user_id",
             "variant",
-            "exposed_at",
             "exposed_us",
             **{
                 name: _metric_value(users, m, j, "x", cap_columns.get(name))
