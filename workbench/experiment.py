@@ -878,7 +878,8 @@ def _checks(
             "exposed users without events",
             "warn" if exposed and silent / exposed > 0.5 else "pass",
             f"{silent:,} of {exposed:,} exposed users ({silent / max(exposed, 1):.1%}) have "
-            "none of the metrics' events after exposure; they count with zeros",
+            "none of the metrics' events inside a metric's window after exposure; they count "
+            "with zeros",
         )
     )
     totals = stats.stats.groupby("metric", sort=False)[["sum_y", "sum_y2"]].sum()

@@ -395,11 +395,19 @@ def _component_values(
         inside &= t.offset_us >= c.lo_us
         if c.hi_us is not None:
             inside &= t.offset_us < c.hi_us
-        if c.prop:
-            out[f"k{j}"] = t[_property_column(c.prop)].cast("float64").sum(where=inside)
+        if c.prop:  # missing values count as 0, so the sum is null only without events
+            amount = t[_property_column(c.prop)].cast("float64").fill_null(0.0)
+            out[f"k{j}"] = amount.sum(where=inside)
         else:
             out[f"k{j}"] = t.count(where=inside)
     return out
+
+
+def _has_events(t: ibis.Table, components: Sequence[_Component]) -> ibis.Value:
+    """Whether a user of the per-user table `t` has any metric event inside a metric's window
+    after exposure (counts above 0; sums of a property not null)."""
+    post = [(j, c) for j, c in enumerate(components) if c.lo_us >= 0]
+    return ibis.or_(*[t[f"k{j}"].notnull() if c.prop else t[f"k{j}"] > 0 for j, c in post])
 
 
 def _user_components(
@@ -411,7 +419,7 @@ def _user_components(
     firsts: Mapping[str, MetricDefinition] | None = None,
 ) -> ibis.Table:
     """One row per exposed user with metric events in the window, by the users' `key` column:
-    k{j}, post_events, and for each of `firsts` (column name → conversion metric) the epoch µs
+    k{j}, and for each of `firsts` (column name → conversion metric) the epoch µs
     of the user's first qualifying event.
 
     An integer `key` (a row number, with anything else constant per user folded into it) is
@@ -424,10 +432,7 @@ def _user_components(
     for name, m in (firsts or {}).items():
         inside = _post(joined, m) & joined.event_code.isin([codes[e] for e in m.events])
         values[name] = joined.ev_us.min(where=inside)
-    return joined.group_by(key).aggregate(
-        post_events=joined.count(where=joined.offset_us >= 0),
-        **values,
-    )
+    return joined.group_by(key).aggregate(**values)
 
 
 def _first_time_columns(
@@ -471,16 +476,13 @@ def per_user_values(
     keys += [f"seg{j}" for j in range(len(segment_columns))]
     components, columns = _components(metrics)
     joined = _joined(users, events, metrics, end, how="left")
-    found = joined.group_by(keys).aggregate(
-        post_events=joined.offset_us.count(where=joined.offset_us >= 0),
-        **_component_values(joined, components, metrics),
-    )
+    found = joined.group_by(keys).aggregate(**_component_values(joined, components, metrics))
     values = {}
     for i, (m, cols) in enumerate(zip(metrics, columns, strict=True)):
         for part in ("y", "d", "x"):
             if getattr(cols, part) is not None:
                 values[f"m{i}_{part}"] = _metric_value(found, m, getattr(cols, part), part)
-    has_events = ibis.ifelse(found.post_events > 0, 1, 0)
+    has_events = ibis.ifelse(_has_events(found, components), 1, 0)
     return found.select(*keys, has_events=has_events, **values)
 
 
@@ -735,7 +737,7 @@ def experiment_stats(
     sums = (
         found.group_by((found.key % cells).name("cell"))
         .aggregate(
-            with_events=(found.post_events > 0).cast("int64").sum(),
+            with_events=_has_events(found, _components(metrics)[0]).cast("int64").sum(),
             **_sums(found, metrics, columns, cap_columns),
         )
         .execute()
