@@ -103,3 +103,57 @@ def test_counted_conform_counts_the_rows_it_keeps() -> None:
     table, notes, rows = conform_counted(ibis.memtable(events), "events")
     assert rows == int(table.count().execute()) == len(events) - 5
     assert conform_counted(ibis.memtable(events), "unknown")[2] is None
+
+
+def _parquet_events(tmp_path, events: pd.DataFrame, name: str = "events.parquet"):
+    """Write `events` (split over two row groups) and open it as the workbench does."""
+    from workbench.parameters import SourceSpec
+
+    path = tmp_path / name
+    events.to_parquet(path, row_group_size=max(len(events) // 2, 1))
+    spec = SourceSpec(path=name, format="parquet")
+    return ibis.read_parquet(path), spec
+
+
+def test_parquet_footer_counts_replace_the_scan_only_when_they_answer_every_check(tmp_path):
+    from workbench.sources import parquet_counts
+
+    events = tiny_tables()["events"].copy()
+    table, spec = _parquet_events(tmp_path, events)
+    known = parquet_counts(spec, tmp_path)
+    assert known.rows == len(events)
+    assert known.nulls == {"user_id": 0, "event": 0, "timestamp": 0}
+    fast, notes, rows = conform_counted(table, "events", known)
+    assert rows == len(events) and notes == []
+    # the same table and count as the scanning path
+    scanned, _, scanned_rows = conform_counted(table, "events")
+    assert scanned_rows == rows
+    pd.testing.assert_frame_equal(
+        fast.order_by(list(fast.columns)).execute(),
+        scanned.order_by(list(scanned.columns)).execute(),
+    )
+
+    # missing values: the footer shows them, so the scan runs, drops and notes them
+    holes = events.copy()
+    holes.loc[holes.index[:4], "user_id"] = None
+    table, spec = _parquet_events(tmp_path, holes, "holes.parquet")
+    known = parquet_counts(spec, tmp_path)
+    assert known.nulls["user_id"] == 4
+    kept, notes, rows = conform_counted(table, "events", known)
+    assert rows == int(kept.count().execute()) == len(events) - 4
+    assert notes[0].name == "events: missing user_id" and "4 of" in notes[0].detail
+
+
+def test_parquet_footer_counts_follow_the_column_mapping_and_skip_other_sources(tmp_path):
+    from workbench.parameters import SourceSpec
+    from workbench.sources import parquet_counts
+
+    events = tiny_tables()["events"].rename(columns={"user_id": "uid"})
+    _, spec = _parquet_events(tmp_path, events)
+    known = parquet_counts(spec, tmp_path, {"user_id": "uid"})
+    assert known.nulls["user_id"] == 0 and "uid" not in known.nulls
+    csv = tmp_path / "events.csv"
+    events.to_csv(csv, index=False)
+    assert parquet_counts(SourceSpec(path="events.csv", format="csv"), tmp_path) is None
+    (tmp_path / "broken.parquet").write_bytes(b"not parquet")
+    assert parquet_counts(SourceSpec(path="broken.parquet", format="parquet"), tmp_path) is None

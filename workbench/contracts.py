@@ -10,6 +10,7 @@ import ibis.expr.datatypes as dt
 
 from workbench.errors import DataContractError
 from workbench.results import Check
+from workbench.sources import KnownCounts
 
 Kind = Literal["id", "text", "timestamp", "score"]
 UTC_TIMESTAMP = dt.Timestamp(timezone="UTC")
@@ -51,9 +52,16 @@ def conform(table: ibis.Table, name: str) -> tuple[ibis.Table, list[Check]]:
     return table, notes
 
 
-def conform_counted(table: ibis.Table, name: str) -> tuple[ibis.Table, list[Check], int | None]:
+def conform_counted(
+    table: ibis.Table, name: str, known: KnownCounts | None = None
+) -> tuple[ibis.Table, list[Check], int | None]:
     """`conform`, plus the number of rows of the returned table (None without a contract),
-    counted in the same pass as the checks."""
+    counted in the same pass as the checks.
+
+    `known` (row and null counts from a Parquet footer) replaces that pass when it answers
+    every check: no conversion to verify, no score range, no uniqueness, and no missing
+    values in a required column.
+    """
     contract = CONTRACTS.get(name)
     if contract is None:
         return table, [], None
@@ -71,6 +79,15 @@ def conform_counted(table: ibis.Table, name: str) -> tuple[ibis.Table, list[Chec
     for column, kind in kinds.items():
         converted[column] = _convert(table, name, column, kind, notes)
     conformed = table.mutate(**converted)
+    if (
+        known is not None
+        and known.rows > 0
+        and not contract.unique
+        and "score" not in kinds.values()
+        and all(converted[c].type() == table[c].type() for c in kinds)
+        and all(known.nulls.get(c) == 0 for c in contract.required)
+    ):
+        return conformed, notes, known.rows
 
     probe = table.select(
         **{f"o_{c}": table[c] for c in kinds}, **{f"c_{c}": v for c, v in converted.items()}

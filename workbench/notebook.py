@@ -27,6 +27,7 @@ from workbench.sources import (
     describe_source,
     fingerprint,
     open_source,
+    parquet_counts,
 )
 
 SCHEDULED_ENV = "WORKBENCH_SCHEDULED"
@@ -86,8 +87,10 @@ class NotebookRun:
         self.inputs, self.source_checks = [], []
         for name, spec in params.sources.items():
             table = open_source(name, spec, root=self.root, con=self.con)
-            table = apply_columns(table, params.columns.get(name, {}), name=name)
-            table, notes, rows = conform_counted(table, name)
+            mapping = params.columns.get(name, {})
+            table = apply_columns(table, mapping, name=name)
+            known = parquet_counts(spec, self.root, mapping)
+            table, notes, rows = conform_counted(table, name, known)
             tables[name] = table
             self.source_checks += notes
             if rows is None:

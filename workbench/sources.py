@@ -108,6 +108,45 @@ def expand_files(path: str, root: str | Path) -> list[Path]:
     return files
 
 
+@dataclass(frozen=True)
+class KnownCounts:
+    """Counts a file's own metadata gives without reading its data: rows, and nulls per column
+    (only the columns whose every row group records a null count)."""
+
+    rows: int
+    nulls: dict[str, int]
+
+
+def parquet_counts(
+    spec: SourceSpec, root: str | Path, mapping: dict[str, str] | None = None
+) -> KnownCounts | None:
+    """Row and null counts of a Parquet source from its footers (None for other sources, or
+    when a footer cannot be read). Columns are named as after `mapping` (ours → theirs)."""
+    if spec.kind != "path" or spec.format != "parquet":
+        return None
+    import pyarrow.parquet as pq
+
+    ours = {theirs: mine for mine, theirs in (mapping or {}).items()}
+    rows, nulls, unknown = 0, {}, set()
+    try:
+        for path in expand_files(spec.path, root):
+            meta = pq.ParquetFile(path).metadata
+            rows += meta.num_rows
+            for g in range(meta.num_row_groups):
+                group = meta.row_group(g)
+                for c in range(group.num_columns):
+                    chunk = group.column(c)
+                    name = ours.get(chunk.path_in_schema, chunk.path_in_schema)
+                    stats = chunk.statistics
+                    if stats is None or not stats.has_null_count:
+                        unknown.add(name)
+                    else:
+                        nulls[name] = nulls.get(name, 0) + stats.null_count
+    except Exception:  # noqa: BLE001 - the contract check then scans the data instead
+        return None
+    return KnownCounts(rows, {c: n for c, n in nulls.items() if c not in unknown})
+
+
 def describe_source(spec: SourceSpec) -> str:
     """A short, secret-free description of a source for messages and provenance."""
     if spec.kind == "frame":
