@@ -312,6 +312,15 @@ def test_daily_conversions_without_covariates_take_the_first_event_day(data: dic
     assert set(both.prepared.first_times) == {"reported", "any_activity"}
     reused = daily_stats(a, e, "checklist", conversions, prepared=both.prepared)
     pd.testing.assert_frame_equal(reused, daily)
+    # a start that is not a UTC midnight: exposure days are counted from it
+    start = START - DAY + pd.Timedelta(hours=6)
+    shifted = daily_stats(a, e, "checklist", conversions, start=start, prepared=both.prepared)
+    for day in (0, 3, 9):
+        cutoff = start + (day + 1) * DAY
+        reference, _ = reference_per_user(*data["pandas"], conversions, cutoff=cutoff)
+        expected = reference_sums(reference, conversions, ["variant"])
+        engine = shifted[shifted["day"] == day].drop(columns=["day", "date"])
+        assert_sums_match(engine, expected, ["variant"])
 
 
 def test_daily_statistics_respect_end_and_start(data: dict, result) -> None:

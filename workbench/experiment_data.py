@@ -623,6 +623,10 @@ class PreparedExperiment:
     levels: tuple[tuple[str, ...], ...] = ()
     first_times: tuple[str, ...] = ()
     materialised: tuple[ibis.Table, ...] = ()
+    # exposed users per cell and UTC day of exposure (days since 1970-01-01): columns
+    # cell, epoch_day, n; and the first exposure in epoch µs
+    entered: pd.DataFrame | None = None
+    first_exposure_us: int | None = None
 
     @property
     def exposed(self) -> ibis.Table:
@@ -654,6 +658,9 @@ def _cell_code(exposed: ibis.Table, levels: Sequence[Sequence[str]]) -> ibis.Val
         code = column.substitute({v: i for i, v in enumerate(values)}, else_=len(values) - 1)
         cell = cell * len(values) + code.cast("int64")
     return cell
+
+
+_EPOCH = pd.Timestamp(0, tz="UTC")
 
 
 def _microseconds_to_time(value: object) -> pd.Timestamp:
@@ -733,7 +740,9 @@ def experiment_stats(
         if caps is not None
         else _pooled_caps(found, total, metrics, columns)
     )
-    counts = exposed.group_by(cell.name("cell")).aggregate(n=_.count()).execute()
+    epoch_day = (exposed.exposed_us // (_DAY_S * 1_000_000)).name("epoch_day")
+    entered = exposed.group_by([cell.name("cell"), epoch_day]).aggregate(n=_.count()).execute()
+    counts = entered.groupby("cell", as_index=False)["n"].sum()
     sums = (
         found.group_by((found.key % cells).name("cell"))
         .aggregate(
@@ -773,6 +782,8 @@ def experiment_stats(
             levels=tuple(tuple(v) for v in levels),
             first_times=tuple(m.name for m in firsts.values()),
             materialised=(found, cached_assigned),
+            entered=entered,
+            first_exposure_us=int(clean["first"].min()),
         ),
     )
 
@@ -928,6 +939,8 @@ def _day_number(start: pd.Timestamp) -> Callable[[ibis.Value], ibis.Value]:
 
 def _start_of(prepared: PreparedExperiment, experiment: str, start: object) -> pd.Timestamp:
     """The daily view's day 0: `start`, or the UTC day of the first exposure."""
+    if start is None and prepared.first_exposure_us is not None:
+        return _microseconds_to_time(prepared.first_exposure_us).floor("D")
     if start is None:
         exposed = prepared.exposed
         first = exposed.aggregate(first=_.exposed_us.min()).execute()["first"].iloc[0]
@@ -948,14 +961,20 @@ def _daily_from_first_times(
     convert (0 → 1) on the day of their first qualifying event, so counts per day are all."""
     start = _start_of(prepared, experiment, start)
     day = _day_number(start)
-    exposed = prepared.exposed
-    entered = (
-        exposed.group_by(["variant", day(exposed.exposed_us).name("day")])
-        .aggregate(n=_.count())
-        .execute()
-    )
-    found, index = prepared.found, {m.name: i for i, m in enumerate(prepared.metrics)}
     keys = ["variant", *[f"seg{j}" for j in range(len(prepared.levels) - 1)]]
+    if prepared.entered is not None and start == start.floor("D"):
+        # users by exposure day, from the counts experiment_stats kept
+        entered = _decode_cells(prepared.entered, keys, [list(v) for v in prepared.levels])
+        entered["day"] = entered.pop("epoch_day") - (start - _EPOCH).days
+        entered = entered.groupby(["variant", "day"], as_index=False)["n"].sum()
+    else:
+        exposed = prepared.exposed
+        entered = (
+            exposed.group_by(["variant", day(exposed.exposed_us).name("day")])
+            .aggregate(n=_.count())
+            .execute()
+        )
+    found, index = prepared.found, {m.name: i for i, m in enumerate(prepared.metrics)}
     parts = []
     for i, m in enumerate(metrics):
         first = found[f"first{index[m.name]}"]
