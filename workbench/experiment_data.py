@@ -165,11 +165,14 @@ def _assignment_users(
     end: object,
     segment_columns: Sequence[str] = (),
     times: bool = True,
+    variant_names: Sequence[str] | None = None,
 ) -> ibis.Table:
     """One row per assigned user: variant count, first variant, first exposure (and segments).
 
     `segment` gives a column named "segment"; each of `segment_columns` a column "seg{j}".
     The first exposure is `exposed_us` (epoch µs) and, unless `times` is false, `exposed_at`.
+    `variant_names` (every variant name in these rows) lets the per-user aggregation compare
+    small integer codes instead of strings.
     """
     for column in ("user_id", "experiment", "variant", "assigned_at"):
         if column not in assignments.columns:
@@ -190,17 +193,26 @@ def _assignment_users(
         extra[name] = first_string(value, rows.assigned_at)
     if times:
         extra = {"exposed_at": rows.assigned_at.min(), **extra}
+    variant = rows.variant
+    coded = bool(variant_names)
+    if coded:
+        names = sorted(variant_names)
+        variant = variant.substitute({v: i for i, v in enumerate(names)}, else_=len(names))
+        variant = variant.cast("int16")
     grouped = rows.group_by("user_id").aggregate(
-        first_variant=_.variant.min(),
-        last_variant=_.variant.max(),
+        first_variant=variant.min(),
+        last_variant=variant.max(),
         exposed_us=epoch_microseconds(rows.assigned_at).min(),
         **extra,
     )
+    first = grouped.first_variant
+    if coded:
+        first = first.substitute(dict(enumerate(names)), else_=ibis.null("string"))
     # variants: 1, or 2 for "more than one" (cheaper than counting distinct variants)
     return grouped.select(
         "user_id",
         variants=ibis.ifelse(grouped.first_variant == grouped.last_variant, 1, 2),
-        variant=grouped.first_variant,
+        variant=first,
         exposed_us=grouped.exposed_us,
         **{name: grouped[name] for name in extra},
     )
@@ -655,6 +667,15 @@ class PreparedExperiment:
                 table.release()
 
 
+def _variant_names(assignments: ibis.Table, experiment: str, limit: int = 1000) -> list | None:
+    """The distinct variant names of an experiment's assignments (a cheap scan), or None when
+    there are more than `limit` (the per-user aggregation then compares the strings)."""
+    rows = assignments.filter(_.experiment == experiment, _.user_id.notnull())
+    found = rows.select("variant").distinct().limit(limit + 1).execute()["variant"]
+    names = [str(v) for v in found if v is not None and not pd.isna(v)]
+    return names if len(names) <= limit and len(names) == len(found) else None
+
+
 def _cell_code(exposed: ibis.Table, levels: Sequence[Sequence[str]]) -> ibis.Value:
     """Each exposed user's cell (variant × segment labels) as one integer, decoded by
     `_decode_cells`: the per-user aggregation carries a number, not strings."""
@@ -704,7 +725,13 @@ def experiment_stats(
     segments = list(segments)
     cached_assigned, assigned = cache_with_row_ids(
         _assignment_users(
-            assignments, experiment, segment=None, end=end, segment_columns=segments, times=False
+            assignments,
+            experiment,
+            segment=None,
+            end=end,
+            segment_columns=segments,
+            times=False,
+            variant_names=_variant_names(assignments, experiment),
         )
     )
     summary = (
