@@ -279,15 +279,37 @@ def _event_codes(metrics: Sequence[MetricDefinition]) -> dict[str, int]:
     return {name: code for code, name in enumerate(_metric_events(metrics), start=1)}
 
 
-def _events(events: ibis.Table, metrics: Sequence[MetricDefinition], end: object) -> ibis.Table:
+def _join_bounds(metrics: Sequence[MetricDefinition]) -> tuple[int, int | None]:
+    """The offsets from exposure (µs) that the join keeps: [-longest lookback, longest window),
+    unbounded above when a metric has no window."""
+    lookback = max((m.covariate_days or 0) for m in metrics)
+    if all(m.window_days is not None for m in metrics):
+        return -_microseconds(lookback), _microseconds(max(m.window_days for m in metrics))
+    return -_microseconds(lookback), None
+
+
+def _events(
+    events: ibis.Table,
+    metrics: Sequence[MetricDefinition],
+    end: object,
+    exposure_us: tuple[int, int] | None = None,
+) -> ibis.Table:
     """The metrics' events and the columns they need, renamed so they cannot clash with users'.
 
-    Only events some metric uses are kept: the join to exposures never sees the others.
+    Only events some metric uses are kept: the join to exposures never sees the others. With
+    `exposure_us` (first and last exposure, epoch µs) only events that some exposed user's
+    window can hold are read; a constant time range, so an engine can skip whole Parquet row
+    groups (or partitions) of a long event log by their statistics.
     """
     props = sorted({p for m in metrics for p in (m.value, m.denominator_value) if p})
     ev = events.filter(events.event.isin(_metric_events(metrics)))
     if end is not None:
         ev = ev.filter(ev.timestamp < _timestamp(end))
+    if exposure_us is not None:
+        lo, hi = _join_bounds(metrics)
+        ev = ev.filter(ev.timestamp >= _timestamp(_microseconds_to_time(exposure_us[0] + lo)))
+        if hi is not None:
+            ev = ev.filter(ev.timestamp < _timestamp(_microseconds_to_time(exposure_us[1] + hi)))
     return ev.select(
         ev_user=_.user_id,
         event=_.event,
@@ -326,19 +348,18 @@ def _joined(
     metrics: Sequence[MetricDefinition],
     end: object,
     how: Literal["inner", "left"] = "inner",
+    exposure_us: tuple[int, int] | None = None,
 ) -> ibis.Table:
     """Exposed users joined to their metric events in the widest window any metric needs.
 
     With the inner join, users without such events have no row: they contribute zeros to every
     sum, and their count comes from the exposures.
     """
-    ev = _events(events, metrics, end)
-    lookback = max((m.covariate_days or 0) for m in metrics)
-    predicates = [users.user_id == ev.ev_user]
-    predicates.append(ev.ev_us >= users.exposed_us - _microseconds(lookback))
-    if all(m.window_days is not None for m in metrics):
-        horizon = max(m.window_days for m in metrics)
-        predicates.append(ev.ev_us < users.exposed_us + _microseconds(horizon))
+    ev = _events(events, metrics, end, exposure_us)
+    lo, hi = _join_bounds(metrics)
+    predicates = [users.user_id == ev.ev_user, ev.ev_us >= users.exposed_us + lo]
+    if hi is not None:
+        predicates.append(ev.ev_us < users.exposed_us + hi)
     joined = _with_offset(ev.join(users, predicates, how="right" if how == "left" else how))
     codes = _event_codes(metrics)
     return joined.mutate(event_code=joined.event.substitute(codes, else_=0))
@@ -400,12 +421,14 @@ def _component_values(
     """Per-user aggregates k{j} of the joined rows `t`, one per component."""
     codes = _event_codes(metrics)
     event_code = t.event_code
+    join_lo, join_hi = _join_bounds(metrics)  # offsets the join already guarantees
     out: dict[str, ibis.Value] = {}
     for j, c in enumerate(components):
         wanted = [codes[e] for e in c.events]
         inside = event_code == wanted[0] if len(wanted) == 1 else event_code.isin(wanted)
-        inside &= t.offset_us >= c.lo_us
-        if c.hi_us is not None:
+        if c.lo_us > join_lo:
+            inside &= t.offset_us >= c.lo_us
+        if c.hi_us is not None and (join_hi is None or c.hi_us < join_hi):
             inside &= t.offset_us < c.hi_us
         if c.prop:  # missing values count as 0, so the sum is null only without events
             amount = t[_property_column(c.prop)].cast("float64").fill_null(0.0)
@@ -429,6 +452,7 @@ def _user_components(
     end: object,
     key: str = "user_id",
     firsts: Mapping[str, MetricDefinition] | None = None,
+    exposure_us: tuple[int, int] | None = None,
 ) -> ibis.Table:
     """One row per exposed user with metric events in the window, by the users' `key` column:
     k{j}, and for each of `firsts` (column name → conversion metric) the epoch µs
@@ -438,7 +462,7 @@ def _user_components(
     cheaper to aggregate on than the string user id, and needs no per-user state to carry.
     """
     components, _ = _components(metrics)
-    joined = _joined(users, events, metrics, end)
+    joined = _joined(users, events, metrics, end, exposure_us=exposure_us)
     values = _component_values(joined, components, metrics)
     codes = _event_codes(metrics)
     for name, m in (firsts or {}).items():
@@ -763,7 +787,10 @@ def experiment_stats(
     cell = _cell_code(exposed, levels)
     labelled = exposed.select("user_id", "exposed_us", key=exposed.row_id * cells + cell)
     firsts = _first_time_columns(metrics, first_times)
-    found = _user_components(labelled, events, metrics, end, key="key", firsts=firsts)
+    span = (int(clean["first"].min()), int(clean["last"].max()))
+    found = _user_components(
+        labelled, events, metrics, end, key="key", firsts=firsts, exposure_us=span
+    )
     with joins_as_written(found):  # build the join on the exposed users, not the events
         found = found.cache()
     columns = _components(metrics)[1]
