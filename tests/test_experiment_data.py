@@ -366,6 +366,30 @@ def test_one_pass_segments_equal_the_separate_segment_statistics(data: dict, res
         )
 
 
+def test_many_segment_groups_fall_back_to_separate_queries(data: dict, monkeypatch) -> None:
+    """Past the group limit the summary, top values and users per cell come from their own
+    queries: the same statistics, segments and daily view."""
+    import workbench.experiment_data as experiment_data
+
+    a, e = data["tables"]
+    a = a.mutate(tier=ibis.ifelse(a.user_id < "u0100", "early", "late"))
+    kwargs = {"segments": ["plan", "tier"], "top_k": 2, "first_times": ["any_activity"]}
+    grouped = experiment_stats(a, e, "checklist", METRICS, **kwargs)
+    monkeypatch.setattr(experiment_data, "_GROUPS_LIMIT", 1)
+    separate = experiment_stats(a, e, "checklist", METRICS, **kwargs)
+    pd.testing.assert_frame_equal(grouped.stats, separate.stats)
+    pd.testing.assert_frame_equal(grouped.segments, separate.segments)
+    assert grouped.arms.equals(separate.arms)
+    assert grouped.first_exposure == separate.first_exposure
+    assert grouped.last_exposure == separate.last_exposure
+    pd.testing.assert_frame_equal(grouped.prepared.entered, separate.prepared.entered)
+    conversions = [m for m in METRICS if m.name == "any_activity"]
+    pd.testing.assert_frame_equal(
+        daily_stats(a, e, "checklist", conversions, prepared=grouped.prepared),
+        daily_stats(a, e, "checklist", conversions, prepared=separate.prepared),
+    )
+
+
 def test_definition_and_data_mistakes_raise_clear_errors(data: dict) -> None:
     a, e = data["tables"]
     for kwargs, match in [

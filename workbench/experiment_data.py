@@ -758,11 +758,17 @@ def experiment_stats(
             variant_names=_variant_names(assignments, experiment),
         )
     )
-    summary = (
-        assigned.group_by(["variant", (_.variants > 1).name("multiple")])
-        .aggregate(users=_.count(), first=_.exposed_us.min(), last=_.exposed_us.max())
-        .execute()
-    )
+    groups = _exposure_groups(assigned, segments)
+    if groups is not None:
+        summary = groups.groupby(["variant", "multiple"], as_index=False).agg(
+            users=("users", "sum"), first=("first", "min"), last=("last", "max")
+        )
+    else:
+        summary = (
+            assigned.group_by(["variant", (_.variants > 1).name("multiple")])
+            .aggregate(users=_.count(), first=_.exposed_us.min(), last=_.exposed_us.max())
+            .execute()
+        )
     if summary.empty:
         cached_assigned.release()
         found = assignments.select("experiment").distinct().limit(20).execute()["experiment"]
@@ -780,7 +786,11 @@ def experiment_stats(
         )
 
     exposed = assigned.filter(_.variants == 1).drop("variants")
-    labels = _top_segment_labels(exposed, segments, top_k)
+    if groups is not None:
+        groups = groups[~groups["multiple"].astype(bool)]
+        labels = [_top_labels(groups, f"seg{j}", top_k) for j in range(len(segments))]
+    else:
+        labels = _top_segment_labels(exposed, segments, top_k)
     variants = sorted(str(v) for v in clean["variant"])
     levels = [variants] + [[*top, OTHER_SEGMENT] for top in labels]
     cells = int(np.prod([len(v) for v in levels]))
@@ -800,8 +810,13 @@ def experiment_stats(
         if caps is not None
         else _pooled_caps(found, total, metrics, columns)
     )
-    epoch_day = (exposed.exposed_us // (_DAY_S * 1_000_000)).name("epoch_day")
-    entered = exposed.group_by([cell.name("cell"), epoch_day]).aggregate(n=_.count()).execute()
+    if groups is not None:
+        entered = _entered(groups, levels)
+    else:
+        epoch_day = (exposed.exposed_us // (_DAY_S * 1_000_000)).name("epoch_day")
+        entered = exposed.group_by([cell.name("cell"), epoch_day]).aggregate(n=_.count())
+        entered = entered.execute().astype({"cell": "int64", "epoch_day": "int64", "n": "int64"})
+    entered = entered.sort_values(["cell", "epoch_day"], ignore_index=True)
     counts = entered.groupby("cell", as_index=False)["n"].sum()
     sums = (
         found.group_by((found.key % cells).name("cell"))
@@ -859,6 +874,54 @@ def _decode_cells(frame: pd.DataFrame, keys: list[str], levels: list[list[str]])
     for key in keys:
         out.insert(keys.index(key), key, decoded[key])
     return out
+
+
+_GROUPS_LIMIT = 100_000
+
+
+def _exposure_groups(assigned: ibis.Table, segments: Sequence[str]) -> pd.DataFrame | None:
+    """Assigned users per variant, "in more than one variant" flag, segment values and UTC day
+    of exposure (days since 1970-01-01), with their first and last exposure (epoch µs).
+
+    One small query that gives the assignment summary, the top segment values and the users
+    per cell and day. None when there are more than _GROUPS_LIMIT such groups (segment columns
+    with very many values): the caller then asks the engine for each of those separately.
+    """
+    keys = [
+        assigned.variant,
+        (assigned.variants > 1).name("multiple"),
+        *[assigned[f"seg{j}"] for j in range(len(segments))],
+        (assigned.exposed_us // (_DAY_S * 1_000_000)).name("epoch_day"),
+    ]
+    frame = (
+        assigned.group_by(keys)
+        .aggregate(users=_.count(), first=_.exposed_us.min(), last=_.exposed_us.max())
+        .limit(_GROUPS_LIMIT + 1)
+        .execute()
+    )
+    names = [k.get_name() for k in keys]
+    if len(frame) > _GROUPS_LIMIT or frame[names].isna().any().any():
+        return None
+    return frame
+
+
+def _top_labels(groups: pd.DataFrame, column: str, top_k: int) -> list[str]:
+    """The top_k values of `column` by users (ties by value), from `_exposure_groups` rows."""
+    users = groups.groupby(column)["users"].sum()
+    ranked = sorted(users.index, key=lambda v: (-int(users[v]), str(v)))
+    return [str(v) for v in ranked[:top_k]]
+
+
+def _entered(groups: pd.DataFrame, levels: Sequence[Sequence[str]]) -> pd.DataFrame:
+    """Exposed users per cell (as `_cell_code` numbers them) and epoch day."""
+    cell = np.zeros(len(groups), dtype=np.int64)
+    for j, values in enumerate(levels):
+        column = groups["variant" if j == 0 else f"seg{j - 1}"].astype(str)
+        code = column.map({v: i for i, v in enumerate(values)}).fillna(len(values) - 1)
+        cell = cell * len(values) + code.to_numpy(np.int64)
+    frame = pd.DataFrame({"cell": cell, "epoch_day": groups["epoch_day"].to_numpy(np.int64)})
+    frame["n"] = groups["users"].to_numpy(np.int64)
+    return frame.groupby(["cell", "epoch_day"], as_index=False)["n"].sum()
 
 
 def _top_segment_labels(exposed: ibis.Table, segments: list[str], top_k: int) -> list[list[str]]:
