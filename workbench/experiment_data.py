@@ -493,9 +493,11 @@ def _metric_value(
     t: ibis.Table, metric: MetricDefinition, component: int, part: str, cap: float | None = None
 ) -> ibis.Value:
     """A metric's per-user value (part y, d or x) from a component column (missing = 0)."""
-    value = t[f"k{component}"].cast("float64").fill_null(0.0)
+    column = t[f"k{component}"]
     if metric.type == "conversion" and part != "d":
-        value = ibis.ifelse(value > 0, 1.0, 0.0)
+        value = ibis.ifelse(column > 0, 1.0, 0.0)  # a missing count is no conversion
+    else:
+        value = column.cast("float64").fill_null(0.0)
     return ibis.least(value, cap) if cap is not None else value
 
 
