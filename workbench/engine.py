@@ -48,6 +48,12 @@ def first_string(value: ibis.Value, by: ibis.Value) -> ibis.Value:
     return _arg_min_string(value, by)
 
 
+def _duckdb_backend(table: ibis.Table) -> object | None:
+    """The DuckDB backend `table` runs on, or None on any other engine."""
+    backend = table._find_backend(use_default=True)
+    return backend if getattr(backend, "name", None) == "duckdb" else None
+
+
 @contextmanager
 def joins_as_written(table: ibis.Table) -> Iterator[None]:
     """Run the block with DuckDB's join reordering off: a hash join builds on its right input.
@@ -58,8 +64,8 @@ def joins_as_written(table: ibis.Table) -> Iterator[None]:
     as slow and four times the memory. Queries run inside this block put the smaller,
     exactly known side on the right. Other backends are left alone.
     """
-    backend = table._find_backend(use_default=True)
-    if getattr(backend, "name", None) != "duckdb":
+    backend = _duckdb_backend(table)
+    if backend is None:
         yield
         return
     previous = backend.raw_sql("SELECT current_setting('disabled_optimizers')").fetchone()[0]
@@ -78,8 +84,8 @@ def cache_with_row_ids(table: ibis.Table) -> tuple[ibis.Table, ibis.Table]:
     DuckDB it is the table's own `rowid` (no extra work); elsewhere a row number computed once,
     before caching, so that every query sees the same numbers. `cached.release()` drops it.
     """
-    backend = table._find_backend(use_default=True)
-    if getattr(backend, "name", None) != "duckdb":
+    backend = _duckdb_backend(table)
+    if backend is None:
         cached = table.mutate(row_id=ibis.row_number()).cache()
         return cached, cached
     cached = table.cache()
