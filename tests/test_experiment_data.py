@@ -333,6 +333,14 @@ def test_daily_statistics_respect_end_and_start(data: dict, result) -> None:
     assert_sums_match(last, reference_sums(reference, METRICS[:1], ["variant"]), ["variant"])
     ended = experiment_stats(a, e, "checklist", METRICS[:1], end=end)
     assert_sums_match(ended.stats, last, ["variant"])
+    # a start after the first exposures: those users (and their events) count from day 0,
+    # so the last day still matches the readout's totals
+    late = daily_stats(a, e, "checklist", METRICS[:2], start=START + 3 * DAY, end=end)
+    assert late["day"].min() == 0 and late["day"].max() == 2
+    final = late[late["day"] == 2].drop(columns=["day", "date"])
+    assert_sums_match(
+        experiment_stats(a, e, "checklist", METRICS[:2], end=end).stats, final, ["variant"]
+    )
 
 
 def test_segment_statistics_top_k_and_other(data: dict, result) -> None:

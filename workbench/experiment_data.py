@@ -1185,7 +1185,12 @@ def _cumulative_days(
     start: pd.Timestamp,
     end: object,
 ) -> pd.DataFrame:
-    """Per-day entries and changes to cumulative statistics on every day from 0 to the last."""
+    """Per-day entries and changes to cumulative statistics on every day from 0 to the last.
+
+    Anything before day 0 (users exposed before a given `start`, and their events) is already
+    in the statistics of day 0, so the last day always matches the readout's totals."""
+    entered = entered.assign(day=entered["day"].clip(lower=0))
+    changes = changes.assign(day=changes["day"].clip(lower=0))
     days_seen = int(pd.concat([entered["day"], changes["day"]]).max())
     last_day = days_seen if end is None else (_utc(end) - start).ceil("D").days - 1
     variants = sorted(entered["variant"].unique())
