@@ -398,6 +398,28 @@ def test_many_segment_groups_fall_back_to_separate_queries(data: dict, monkeypat
     )
 
 
+def test_coded_and_plain_exposures_give_the_same_statistics(data: dict, monkeypatch) -> None:
+    """Variants and segment labels are stored as small codes unless a column has too many
+    values; both ways give the same numbers and labels."""
+    import workbench.experiment_data as experiment_data
+
+    a, e = data["tables"]
+    kwargs = {"segments": ["plan"], "top_k": 2, "first_times": ["any_activity"]}
+    coded = experiment_stats(a, e, "checklist", METRICS, **kwargs)
+    assert "CASE" in ibis.to_sql(coded.prepared.exposed)  # read back through the codes
+    monkeypatch.setattr(experiment_data, "_variant_names", lambda *args, **kw: None)
+    monkeypatch.setattr(experiment_data, "_segment_values", lambda *args, **kw: None)
+    plain = experiment_stats(a, e, "checklist", METRICS, **kwargs)
+    pd.testing.assert_frame_equal(coded.stats, plain.stats)
+    pd.testing.assert_frame_equal(coded.segments, plain.segments)
+    assert coded.arms.equals(plain.arms) and coded.multi_variant_users == plain.multi_variant_users
+    users = [c for c in coded.prepared.exposed.columns if c != "row_id"]  # numbers may differ
+    pd.testing.assert_frame_equal(
+        coded.prepared.exposed.select(users).order_by("user_id").execute(),
+        plain.prepared.exposed.select(users).order_by("user_id").execute(),
+    )
+
+
 def test_definition_and_data_mistakes_raise_clear_errors(data: dict) -> None:
     a, e = data["tables"]
     for kwargs, match in [

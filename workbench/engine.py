@@ -29,6 +29,11 @@ def _arg_min_string(arg: idt.string, key: idt.Timestamp(timezone="UTC")) -> idt.
     """DuckDB's arg_min(arg, key): the value of `arg` on the row with the smallest `key`."""
 
 
+@ibis.udf.agg.builtin(name="arg_min")
+def _arg_min_int16(arg: idt.int16, key: idt.Timestamp(timezone="UTC")) -> idt.int16:
+    """DuckDB's arg_min(arg, key) for small integer codes."""
+
+
 def epoch_microseconds(ts: ibis.Value) -> ibis.Value:
     """Microseconds since the epoch of a UTC timestamp, as an integer.
 
@@ -92,3 +97,9 @@ def cache_with_row_ids(table: ibis.Table) -> tuple[ibis.Table, ibis.Table]:
     name = cached.op().name
     numbered = backend.sql(f'SELECT rowid AS row_id, * FROM "{name}"')
     return cached, numbered
+
+
+def first_code(value: ibis.Value, by: ibis.Value) -> ibis.Value:
+    """`first_string` for a small integer code (int16): the value on the row with the smallest
+    `by` in each group."""
+    return _arg_min_int16(value.cast("int16"), by)

@@ -40,6 +40,7 @@ from ibis import _
 from workbench.engine import (
     cache_with_row_ids,
     epoch_microseconds,
+    first_code,
     first_string,
     joins_as_written,
 )
@@ -166,13 +167,16 @@ def _assignment_users(
     segment_columns: Sequence[str] = (),
     times: bool = True,
     variant_names: Sequence[str] | None = None,
+    segment_values: Sequence[Sequence[str] | None] = (),
 ) -> ibis.Table:
     """One row per assigned user: variant count, first variant, first exposure (and segments).
 
     `segment` gives a column named "segment"; each of `segment_columns` a column "seg{j}".
     The first exposure is `exposed_us` (epoch µs) and, unless `times` is false, `exposed_at`.
     `variant_names` (every variant name in these rows) lets the per-user aggregation compare
-    small integer codes instead of strings.
+    small integer codes instead of strings; `segment_values` (every value of each segment
+    column, or None) does the same for "seg{j}". Coded columns are returned as int16 codes
+    (positions in the sorted names, see `_decoded`), which keeps a materialised table narrow.
     """
     for column in ("user_id", "experiment", "variant", "assigned_at"):
         if column not in assignments.columns:
@@ -188,9 +192,15 @@ def _assignment_users(
     if end is not None:
         rows = rows.filter(_.assigned_at < _timestamp(end))
     extra = {}
+    dictionaries = {f"seg{j}": values for j, values in enumerate(segment_values)}
     for name, column in wanted.items():
         value = rows[column].cast("string").fill_null(MISSING_SEGMENT)
-        extra[name] = first_string(value, rows.assigned_at)
+        if dictionaries.get(name):
+            values = sorted(dictionaries[name])
+            code = value.substitute({v: i for i, v in enumerate(values)}, else_=len(values))
+            extra[name] = first_code(code, rows.assigned_at)
+        else:
+            extra[name] = first_string(value, rows.assigned_at)
     if times:
         extra = {"exposed_at": rows.assigned_at.min(), **extra}
     variant = rows.variant
@@ -205,17 +215,32 @@ def _assignment_users(
         exposed_us=epoch_microseconds(rows.assigned_at).min(),
         **extra,
     )
-    first = grouped.first_variant
-    if coded:
-        first = first.substitute(dict(enumerate(names)), else_=ibis.null("string"))
     # variants: 1, or 2 for "more than one" (cheaper than counting distinct variants)
     return grouped.select(
         "user_id",
         variants=ibis.ifelse(grouped.first_variant == grouped.last_variant, 1, 2),
-        variant=first,
+        variant=grouped.first_variant,
         exposed_us=grouped.exposed_us,
         **{name: grouped[name] for name in extra},
     )
+
+
+def _decoded(
+    table: ibis.Table,
+    variant_names: Sequence[str] | None,
+    segment_values: Sequence[Sequence[str] | None],
+) -> ibis.Table:
+    """`table` (from `_assignment_users` with these dictionaries) with its coded variant and
+    segment columns back as strings."""
+    decoded = {}
+    if variant_names:
+        names = dict(enumerate(sorted(variant_names)))
+        decoded["variant"] = table.variant.substitute(names, else_=ibis.null("string"))
+    for j, values in enumerate(segment_values):
+        if values:
+            names = dict(enumerate(sorted(values)))
+            decoded[f"seg{j}"] = table[f"seg{j}"].substitute(names, else_=ibis.null("string"))
+    return table.mutate(**decoded) if decoded else table
 
 
 def exposures(
@@ -704,6 +729,20 @@ def _variant_names(assignments: ibis.Table, experiment: str, limit: int = 1000) 
     return names if len(names) <= limit and len(names) == len(found) else None
 
 
+def _segment_values(
+    assignments: ibis.Table, experiment: str, column: str, limit: int = 1000
+) -> list | None:
+    """The distinct values (as strings, missing ones as MISSING_SEGMENT) of a segment column in
+    an experiment's assignments, or None when there are more than `limit` (or no such column:
+    `_assignment_users` names it)."""
+    if column not in assignments.columns:
+        return None
+    rows = assignments.filter(_.experiment == experiment, _.user_id.notnull())
+    value = rows[column].cast("string").fill_null(MISSING_SEGMENT).name("value")
+    found = rows.select(value).distinct().limit(limit + 1).execute()["value"]
+    return [str(v) for v in found] if len(found) <= limit else None
+
+
 def _cell_code(exposed: ibis.Table, levels: Sequence[Sequence[str]]) -> ibis.Value:
     """Each exposed user's cell (variant × segment labels) as one integer, decoded by
     `_decode_cells`: the per-user aggregation carries a number, not strings."""
@@ -751,7 +790,11 @@ def experiment_stats(
     if top_k < 1:
         raise ExperimentDataError("top_k must be at least 1")
     segments = list(segments)
-    cached_assigned, assigned = cache_with_row_ids(
+    # Variants and segment labels are stored as small codes (a narrower table to hold while
+    # the events are aggregated) and read back as strings through `_decoded`.
+    names = _variant_names(assignments, experiment)
+    values = [_segment_values(assignments, experiment, column) for column in segments]
+    cached_assigned, numbered = cache_with_row_ids(
         _assignment_users(
             assignments,
             experiment,
@@ -759,9 +802,11 @@ def experiment_stats(
             end=end,
             segment_columns=segments,
             times=False,
-            variant_names=_variant_names(assignments, experiment),
+            variant_names=names,
+            segment_values=values,
         )
     )
+    assigned = _decoded(numbered, names, values)
     groups = _exposure_groups(assigned, segments)
     if groups is not None:
         summary = groups.groupby(["variant", "multiple"], as_index=False).agg(
