@@ -196,9 +196,7 @@ def _assignment_users(
     for name, column in wanted.items():
         value = rows[column].cast("string").fill_null(MISSING_SEGMENT)
         if dictionaries.get(name):
-            values = sorted(dictionaries[name])
-            code = value.substitute({v: i for i, v in enumerate(values)}, else_=len(values))
-            extra[name] = first_code(code, rows.assigned_at)
+            extra[name] = first_code(_coded(value, dictionaries[name]), rows.assigned_at)
         else:
             extra[name] = first_string(value, rows.assigned_at)
     if times:
@@ -206,9 +204,7 @@ def _assignment_users(
     variant = rows.variant
     coded = bool(variant_names)
     if coded:
-        names = sorted(variant_names)
-        variant = variant.substitute({v: i for i, v in enumerate(names)}, else_=len(names))
-        variant = variant.cast("int16")
+        variant = _coded(variant, variant_names).cast("int16")
     grouped = rows.group_by("user_id").aggregate(
         first_variant=variant.min(),
         last_variant=variant.max(),
@@ -232,15 +228,21 @@ def _decoded(
 ) -> ibis.Table:
     """`table` (from `_assignment_users` with these dictionaries) with its coded variant and
     segment columns back as strings."""
-    decoded = {}
-    if variant_names:
-        names = dict(enumerate(sorted(variant_names)))
-        decoded["variant"] = table.variant.substitute(names, else_=ibis.null("string"))
-    for j, values in enumerate(segment_values):
-        if values:
-            names = dict(enumerate(sorted(values)))
-            decoded[f"seg{j}"] = table[f"seg{j}"].substitute(names, else_=ibis.null("string"))
+    dictionaries = {"variant": variant_names}
+    dictionaries |= {f"seg{j}": values for j, values in enumerate(segment_values)}
+    decoded = {c: _named(table[c], names) for c, names in dictionaries.items() if names}
     return table.mutate(**decoded) if decoded else table
+
+
+def _coded(value: ibis.Value, names: Sequence[str]) -> ibis.Value:
+    """A string's position among the sorted `names` (len(names) for any other value)."""
+    ordered = sorted(names)
+    return value.substitute({v: i for i, v in enumerate(ordered)}, else_=len(ordered))
+
+
+def _named(code: ibis.Value, names: Sequence[str]) -> ibis.Value:
+    """The inverse of `_coded`: the name at each position (null for any other code)."""
+    return code.substitute(dict(enumerate(sorted(names))), else_=ibis.null("string"))
 
 
 def exposures(
@@ -691,13 +693,13 @@ class PreparedExperiment:
     assigned: ibis.Table
     found: ibis.Table
     columns: tuple[_MetricColumns, ...]
-    levels: tuple[tuple[str, ...], ...] = ()
-    first_times: tuple[str, ...] = ()
-    materialised: tuple[ibis.Table, ...] = ()
+    levels: tuple[tuple[str, ...], ...]
+    first_times: tuple[str, ...]
+    materialised: tuple[ibis.Table, ...]
     # exposed users per cell and UTC day of exposure (days since 1970-01-01): columns
     # cell, epoch_day, n; and the first exposure in epoch µs
-    entered: pd.DataFrame | None = None
-    first_exposure_us: int | None = None
+    entered: pd.DataFrame
+    first_exposure_us: int
 
     @property
     def exposed(self) -> ibis.Table:
@@ -707,7 +709,7 @@ class PreparedExperiment:
     @property
     def cells(self) -> int:
         """How many variant × segment label cells the integer keys encode."""
-        return int(np.prod([len(v) for v in self.levels])) if self.levels else 1
+        return _cell_count(self.levels)
 
     def cell(self, table: ibis.Table) -> ibis.Value:
         """The cell code of each row of `found` (or a table with its `key`)."""
@@ -715,32 +717,43 @@ class PreparedExperiment:
 
     def release(self) -> None:
         """Drop the materialised tables (they are rebuilt if used again)."""
-        for table in self.materialised or (self.found, self.assigned):
+        for table in self.materialised:
             with contextlib.suppress(Exception):  # not cached on this backend, or released
                 table.release()
 
 
-def _variant_names(assignments: ibis.Table, experiment: str, limit: int = 1000) -> list | None:
-    """The distinct variant names of an experiment's assignments (a cheap scan), or None when
-    there are more than `limit` (the per-user aggregation then compares the strings)."""
-    rows = assignments.filter(_.experiment == experiment, _.user_id.notnull())
-    found = rows.select("variant").distinct().limit(limit + 1).execute()["variant"]
-    names = [str(v) for v in found if v is not None and not pd.isna(v)]
-    return names if len(names) <= limit and len(names) == len(found) else None
-
-
-def _segment_values(
-    assignments: ibis.Table, experiment: str, column: str, limit: int = 1000
-) -> list | None:
-    """The distinct values (as strings, missing ones as MISSING_SEGMENT) of a segment column in
-    an experiment's assignments, or None when there are more than `limit` (or no such column:
-    `_assignment_users` names it)."""
+def _distinct_values(
+    assignments: ibis.Table,
+    experiment: str,
+    column: str,
+    *,
+    missing: str | None = None,
+    limit: int = 1000,
+) -> list[str] | None:
+    """The distinct values (as strings) of `column` in an experiment's assignments: one cheap
+    scan. Missing values read as `missing`; None when there are more than `limit` values, when
+    a value is missing and `missing` is None (the aggregation then compares the strings), or
+    when there is no such column (`_assignment_users` names it)."""
     if column not in assignments.columns:
         return None
     rows = assignments.filter(_.experiment == experiment, _.user_id.notnull())
-    value = rows[column].cast("string").fill_null(MISSING_SEGMENT).name("value")
-    found = rows.select(value).distinct().limit(limit + 1).execute()["value"]
-    return [str(v) for v in found] if len(found) <= limit else None
+    value = rows[column].cast("string")
+    if missing is not None:
+        value = value.fill_null(missing)
+    found = rows.select(value.name("value")).distinct().limit(limit + 1).execute()["value"]
+    if len(found) > limit or found.isna().any():
+        return None
+    return [str(v) for v in found]
+
+
+def _cell_count(levels: Sequence[Sequence[str]]) -> int:
+    """How many cells (variant × segment labels) `levels` number."""
+    return int(np.prod([len(v) for v in levels]))
+
+
+def _epoch_day(epoch_us: ibis.Value) -> ibis.Value:
+    """Engine expression: the UTC day (days since 1970-01-01) of an epoch-µs value."""
+    return (epoch_us // (_DAY_S * 1_000_000)).name("epoch_day")
 
 
 def _cell_code(exposed: ibis.Table, levels: Sequence[Sequence[str]]) -> ibis.Value:
@@ -792,8 +805,11 @@ def experiment_stats(
     segments = list(segments)
     # Variants and segment labels are stored as small codes (a narrower table to hold while
     # the events are aggregated) and read back as strings through `_decoded`.
-    names = _variant_names(assignments, experiment)
-    values = [_segment_values(assignments, experiment, column) for column in segments]
+    names = _distinct_values(assignments, experiment, "variant")
+    values = [
+        _distinct_values(assignments, experiment, column, missing=MISSING_SEGMENT)
+        for column in segments
+    ]
     cached_assigned, numbered = cache_with_row_ids(
         _assignment_users(
             assignments,
@@ -842,7 +858,7 @@ def experiment_stats(
         labels = _top_segment_labels(exposed, segments, top_k)
     variants = sorted(str(v) for v in clean["variant"])
     levels = [variants] + [[*top, OTHER_SEGMENT] for top in labels]
-    cells = int(np.prod([len(v) for v in levels]))
+    cells = _cell_count(levels)
     cell = _cell_code(exposed, levels)
     labelled = exposed.select("user_id", "exposed_us", key=exposed.row_id * cells + cell)
     firsts = _first_time_columns(metrics, first_times)
@@ -852,7 +868,7 @@ def experiment_stats(
     )
     with joins_as_written(found):  # build the join on the exposed users, not the events
         found = found.cache()
-    columns = _components(metrics)[1]
+    components, columns = _components(metrics)
     total = int(clean["users"].sum())
     cap_columns = (
         _cap_columns(caps, metrics)
@@ -862,15 +878,15 @@ def experiment_stats(
     if groups is not None:
         entered = _entered(groups, levels)
     else:
-        epoch_day = (exposed.exposed_us // (_DAY_S * 1_000_000)).name("epoch_day")
-        entered = exposed.group_by([cell.name("cell"), epoch_day]).aggregate(n=_.count())
+        entered = exposed.group_by([cell.name("cell"), _epoch_day(exposed.exposed_us)])
+        entered = entered.aggregate(n=_.count())
         entered = entered.execute().astype({"cell": "int64", "epoch_day": "int64", "n": "int64"})
     entered = entered.sort_values(["cell", "epoch_day"], ignore_index=True)
     counts = entered.groupby("cell", as_index=False)["n"].sum()
     sums = (
         found.group_by((found.key % cells).name("cell"))
         .aggregate(
-            with_events=_has_events(found, _components(metrics)[0]).cast("int64").sum(),
+            with_events=_has_events(found, components).cast("int64").sum(),
             **_sums(found, metrics, columns, cap_columns),
         )
         .execute()
@@ -940,7 +956,7 @@ def _exposure_groups(assigned: ibis.Table, segments: Sequence[str]) -> pd.DataFr
         assigned.variant,
         (assigned.variants > 1).name("multiple"),
         *[assigned[f"seg{j}"] for j in range(len(segments))],
-        (assigned.exposed_us // (_DAY_S * 1_000_000)).name("epoch_day"),
+        _epoch_day(assigned.exposed_us),
     ]
     frame = (
         assigned.group_by(keys)
@@ -1109,16 +1125,10 @@ def _day_number(start: pd.Timestamp) -> Callable[[ibis.Value], ibis.Value]:
     return day
 
 
-def _start_of(prepared: PreparedExperiment, experiment: str, start: object) -> pd.Timestamp:
+def _start_of(prepared: PreparedExperiment, start: object) -> pd.Timestamp:
     """The daily view's day 0: `start`, or the UTC day of the first exposure."""
-    if start is None and prepared.first_exposure_us is not None:
-        return _microseconds_to_time(prepared.first_exposure_us).floor("D")
     if start is None:
-        exposed = prepared.exposed
-        first = exposed.aggregate(first=_.exposed_us.min()).execute()["first"].iloc[0]
-        if pd.isna(first):
-            raise ExperimentDataError(f"no exposed users in experiment {experiment!r}")
-        return _microseconds_to_time(first).floor("D")
+        return _microseconds_to_time(prepared.first_exposure_us).floor("D")
     return _utc(start)
 
 
@@ -1131,10 +1141,10 @@ def _daily_from_first_times(
 ) -> pd.DataFrame:
     """Daily view of conversions from the per-user pass: users enter on their exposure day and
     convert (0 → 1) on the day of their first qualifying event, so counts per day are all."""
-    start = _start_of(prepared, experiment, start)
+    start = _start_of(prepared, start)
     day = _day_number(start)
     keys = ["variant", *[f"seg{j}" for j in range(len(prepared.levels) - 1)]]
-    if prepared.entered is not None and start == start.floor("D"):
+    if start == start.floor("D"):
         # users by exposure day, from the counts experiment_stats kept
         entered = _decode_cells(prepared.entered, keys, [list(v) for v in prepared.levels])
         entered["day"] = entered.pop("epoch_day") - (start - _EPOCH).days
@@ -1173,7 +1183,7 @@ def _daily(
     cap_columns: dict[str, float],
 ) -> pd.DataFrame:
     exposed = prepared.exposed
-    start = _start_of(prepared, experiment, start)
+    start = _start_of(prepared, start)
     day = _day_number(start)
 
     # Users enter on their exposure day with their covariate (known at exposure).
