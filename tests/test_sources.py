@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import pandas as pd
 import pytest
@@ -102,6 +104,28 @@ def test_fingerprint_follows_content(tmp_path, events):
     assert fingerprint("events", spec, None, root=tmp_path) != first
 
 
+def test_connections_spill_apart(monkeypatch) -> None:
+    """Two capped databases spill at once; closing one leaves the other's spilled data intact
+    (with one shared spill folder the first to close deleted it, and the other failed)."""
+    monkeypatch.setenv("WORKBENCH_DUCKDB_MEMORY_LIMIT", "60MB")
+    first, second = connect_duckdb(), connect_duckdb()
+    spills = (
+        "SELECT count(*), sum(s) FROM "
+        "(SELECT i % 3000000 AS k, sum(i) AS s FROM range(9000000) r(i) GROUP BY k)"
+    )
+    expected = [(3_000_000, sum(range(9_000_000)))]
+    folders = []
+    for con in (first, second):
+        con.raw_sql("SET threads = 1")
+        assert con.raw_sql(spills).fetchall() == expected
+        folders.append(Path(con.raw_sql("SELECT current_setting('temp_directory')").fetchone()[0]))
+    assert folders[0] != folders[1]
+    first.disconnect()
+    assert second.raw_sql(spills).fetchall() == expected
+    second.disconnect()
+    assert not any(folder.exists() for folder in folders)  # DuckDB removes what it created
+
+
 def test_duckdb_memory_is_capped_and_configurable(monkeypatch) -> None:
     def setting(con, name: str) -> str:
         return con.raw_sql(f"SELECT current_setting('{name}')").fetchone()[0]
@@ -109,7 +133,7 @@ def test_duckdb_memory_is_capped_and_configurable(monkeypatch) -> None:
     monkeypatch.delenv("WORKBENCH_DUCKDB_MEMORY_LIMIT", raising=False)
     con = connect_duckdb()
     assert setting(con, "memory_limit") == "1.1 GiB"  # 1.2 GB, as DuckDB reports it
-    assert setting(con, "temp_directory").endswith("workbench-duckdb")
+    assert Path(setting(con, "temp_directory")).name.startswith("workbench-duckdb-")
     monkeypatch.setenv("WORKBENCH_DUCKDB_MEMORY_LIMIT", "3GB")
     assert setting(connect_duckdb(), "memory_limit").startswith("2.7")  # DuckDB reports GiB
     monkeypatch.setenv("WORKBENCH_DUCKDB_MEMORY_LIMIT", "3GB'; DROP TABLE x; --")

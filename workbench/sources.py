@@ -7,6 +7,7 @@ import hashlib
 import os
 import re
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,13 @@ _MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.I
 MEMORY_LIMIT_ENV = "WORKBENCH_DUCKDB_MEMORY_LIMIT"
 
 
+def spill_directory() -> Path:
+    """A new, not yet created folder for one DuckDB database's spill files. DuckDB creates it
+    only if it has to spill, and deletes it when the database closes."""
+    name = f"workbench-duckdb-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    return Path(tempfile.gettempdir()) / name
+
+
 def connect_duckdb(database: str | Path = ":memory:", *, read_only: bool = False) -> Any:
     """An Ibis DuckDB connection with UTC session time, so results never depend on the host.
 
@@ -49,6 +57,10 @@ def connect_duckdb(database: str | Path = ":memory:", *, read_only: bool = False
     under the system's temp directory instead of taking 80% of the machine, so two readouts
     running side by side (`--jobs 2`) stay within memory. The process itself needs a few
     hundred MB more (Python, pandas, charts).
+
+    Each connection spills into a folder of its own: DuckDB names its spill files the same in
+    every database and deletes the folder it created when it closes, so a shared folder let one
+    run (or a second connection in the same process) destroy another's spilled data.
     """
     con = ibis.duckdb.connect(str(database), read_only=read_only)
     con.raw_sql("SET TimeZone = 'UTC'")
@@ -58,8 +70,7 @@ def connect_duckdb(database: str | Path = ":memory:", *, read_only: bool = False
             f"{MEMORY_LIMIT_ENV}={limit!r} is not a memory size (write e.g. 1.5GB, 800MB, 8GiB)"
         )
     con.raw_sql(f"SET memory_limit = '{limit}'")
-    spill = Path(tempfile.gettempdir()) / "workbench-duckdb"
-    con.raw_sql(f"SET temp_directory = '{spill.as_posix()}'")
+    con.raw_sql(f"SET temp_directory = '{spill_directory().as_posix()}'")
     return con
 
 
