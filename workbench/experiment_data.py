@@ -1344,7 +1344,9 @@ def planned_variants_missing(
     columns = dict(columns or {})
     experiment_column = columns.get("experiment", "experiment")
     variant_column = columns.get("variant", "variant")
-    con = ibis.duckdb.connect()
+    from workbench.sources import connect_duckdb  # sources imports parameters, which imports us
+
+    con = connect_duckdb()  # capped, with a spill folder of its own
     reader = {"parquet": con.read_parquet, "csv": con.read_csv, "json": con.read_json}
     try:
         table = reader.get(file_format or "parquet", con.read_parquet)(str(path))
