@@ -419,6 +419,67 @@ def test_coded_and_plain_exposures_give_the_same_statistics(data: dict, monkeypa
     )
 
 
+def test_events_sorted_by_user_give_the_same_statistics(data: dict, monkeypatch) -> None:
+    """The per-user pass may sort the joined events by user first (a log without user
+    locality, at a size that spills): the same sums, segments, users and first times."""
+    import workbench.experiment_data as experiment_data
+
+    a, e = data["tables"]
+    conversions = [METRICS[0], METRICS[4]]
+    kwargs = {"segments": ["plan"], "top_k": 2, "first_times": ["any_activity"]}
+    plain = experiment_stats(a, e, "checklist", METRICS, **kwargs)
+    asked = []
+
+    def always(*args, **kw) -> bool:
+        asked.append(args[-2:])  # users, aggregate states
+        return True
+
+    exposed = plain.prepared.exposed
+    users = exposed.select("user_id", "exposed_us", key=exposed.row_id)
+    for sort in (True, False):
+        per_user = experiment_data._user_components(
+            users, e, METRICS, None, "key", sort_by_user=sort
+        )
+        assert ("ORDER BY" in ibis.to_sql(per_user)) is sort
+    monkeypatch.setattr(experiment_data, "_sort_by_user", always)
+    sorted_ = experiment_stats(a, e, "checklist", METRICS, **kwargs)
+    states = len(experiment_data._components(METRICS)[0]) + 1  # components + 1 first time
+    assert asked == [(int(plain.arms["users"].sum()), states)]
+    pd.testing.assert_frame_equal(plain.stats, sorted_.stats)
+    pd.testing.assert_frame_equal(plain.segments, sorted_.segments)
+    assert plain.arms.equals(sorted_.arms)
+    found = [plain.prepared.found.order_by("key").execute()]
+    found.append(sorted_.prepared.found.order_by("key").execute())
+    pd.testing.assert_frame_equal(*found)
+    daily = [daily_stats(a, e, "checklist", conversions[1:], prepared=sorted_.prepared)]
+    daily.append(daily_stats(a, e, "checklist", conversions[1:], prepared=plain.prepared))
+    pd.testing.assert_frame_equal(*daily)
+
+
+def test_sorting_by_user_needs_no_locality_and_tables_too_big_for_memory() -> None:
+    """`_sort_by_user`: only when the first events are nearly all of different users and the
+    per-thread aggregation tables for that many users would not fit in DuckDB's memory."""
+    from workbench.experiment_data import _sort_by_user
+
+    users = [f"u{i:05d}" for i in range(70_000)]  # more than the 65,536 events sampled
+    at = START + pd.to_timedelta(np.arange(140_000), unit="s")
+    interleaved = pd.DataFrame({"user_id": users * 2, "event": "page_view", "timestamp": at})
+    clustered = interleaved.sort_values("user_id", kind="stable").assign(timestamp=at)
+    metric = [MetricDefinition("views", "mean", "page_view")]
+    span = (int(START.value // 1000), int(START.value // 1000) + 86_400_000_000)
+    con = ibis.duckdb.connect()
+    con.raw_sql("SET memory_limit = '100MB'")
+    time_order = con.create_table("time_order", interleaved)
+    by_user = con.create_table("by_user", clustered)
+    huge, small = 10_000_000, 10_000  # 10M users × 2 threads outgrow 100 MB; 10k do not
+    con.raw_sql("SET threads = 2")
+    assert _sort_by_user(time_order, metric, None, span, huge, 4)
+    assert not _sort_by_user(by_user, metric, None, span, huge, 4)  # 1 distinct user in 2
+    assert not _sort_by_user(time_order, metric, None, span, small, 4)
+    # no metric event before the end: nothing to sort
+    assert not _sort_by_user(time_order, metric, START - DAY, span, huge, 4)
+
+
 def test_definition_and_data_mistakes_raise_clear_errors(data: dict) -> None:
     a, e = data["tables"]
     for kwargs, match in [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -57,6 +58,26 @@ def _duckdb_backend(table: ibis.Table) -> object | None:
     """The DuckDB backend `table` runs on, or None on any other engine."""
     backend = table._find_backend(use_default=True)
     return backend if getattr(backend, "name", None) == "duckdb" else None
+
+
+_SIZE = re.compile(r"([\d.]+)\s*(bytes|B|KiB|MiB|GiB|TiB|KB|MB|GB|TB)")
+_UNITS = {"bytes": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+def duckdb_memory(table: ibis.Table) -> tuple[int, int] | None:
+    """(memory limit in bytes, threads) of the DuckDB database `table` runs on; None on any
+    other engine or when the limit cannot be read."""
+    backend = _duckdb_backend(table)
+    if backend is None:
+        return None
+    limit, threads = backend.raw_sql(
+        "SELECT current_setting('memory_limit'), current_setting('threads')"
+    ).fetchone()
+    size = _SIZE.fullmatch(str(limit).strip())
+    if size is None:
+        return None
+    return int(float(size.group(1)) * _UNITS[size.group(2)]), int(threads)
 
 
 @contextmanager
