@@ -211,12 +211,17 @@ def ensure_data(users: int, data: Path) -> dict:
     return generate(users, data)
 
 
+def reordered_path(data: Path, order: str) -> Path:
+    """Where `reordered` keeps the copy of `data` in `order`."""
+    return data.with_name(f"{data.name}_{order}")
+
+
 def reordered(data: Path, order: str) -> Path:
     """A copy of `data` whose events are sorted as `order` names (made once, then reused)."""
     column = ORDERS[order]
     if column is None:
         return data
-    target = data.with_name(f"{data.name}_{order}")
+    target = reordered_path(data, order)
     manifest = json.loads((data / "manifest.json").read_text())
     done = target / "manifest.json"
     if done.exists() and json.loads(done.read_text()) == {**manifest, "order": order}:
@@ -225,14 +230,23 @@ def reordered(data: Path, order: str) -> Path:
     shutil.copyfile(data / "assignments.parquet", target / "assignments.parquet")
     # In its own process: Linux carries a process's peak memory over into the children it
     # starts, so a sort run here would show up in the readout's peak.
-    sort = (
-        "import duckdb; con = duckdb.connect(); con.execute(\"SET TimeZone = 'UTC'\"); "
-        f"con.execute(\"COPY (SELECT * FROM read_parquet('{data / 'events.parquet'}') "
-        f"ORDER BY {column}) TO '{target / 'events.parquet'}' (FORMAT parquet)\")"
-    )
-    subprocess.run([sys.executable, "-c", sort], check=True, cwd=REPO)
+    in_fresh_process(["--sort-child", "--data", str(data), "--order", order])
     done.write_text(json.dumps({**manifest, "order": order}, indent=2))
     return target
+
+
+def sort_events(data: Path, order: str) -> None:
+    """Write `data`'s events sorted by the `order` column into the copy `reordered` makes."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    target = reordered_path(data, order) / "events.parquet"
+    con.execute(
+        f"COPY (SELECT * FROM read_parquet('{data / 'events.parquet'}') "
+        f"ORDER BY {ORDERS[order]}) TO '{target}' (FORMAT parquet)"
+    )
+    print("sorted")
 
 
 def in_fresh_process(arguments: list[str]) -> str:
@@ -266,6 +280,7 @@ def main() -> None:
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--floor-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--sort-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     data = args.data or Path(f"/tmp/bench_experiment_{args.users}")
     segments = [s for s in args.segments.split(",") if s]
@@ -274,6 +289,9 @@ def main() -> None:
         return
     if args.floor_child:
         print(json.dumps(floor(data)))
+        return
+    if args.sort_child:
+        sort_events(data, args.order)
         return
     manifest = ensure_data(args.users, data)
     data = reordered(data, args.order)
