@@ -376,6 +376,27 @@ def test_relative_margin_uses_delta_method_relative_effect() -> None:
     assert list(ni.passed) == [False, True, False]
 
 
+@pytest.mark.parametrize(("treatment_mean", "outcome"), [(-60.0, "fail"), (-10.0, "pass")])
+def test_relative_change_of_a_negative_baseline_keeps_the_sign_of_the_difference(
+    rng: np.random.Generator, treatment_mean: float, outcome: str
+) -> None:
+    """Net revenue after refunds: control −20 per user. A fall to −60 is a −200% change, not +200%,
+    so a guardrail with a relative margin fails; a rise to −10 is +50% and passes."""
+    arms = {"control": rng.normal(-20, 5, 4000), "treatment": rng.normal(treatment_mean, 5, 4000)}
+    r = compare_to_control(stats_frame(arms)).iloc[0]
+    m_t, m_c = arms["treatment"].mean(), arms["control"].mean()
+    close(r.relative_effect, (m_t - m_c) / abs(m_c))
+    assert np.sign(r.relative_effect) == np.sign(r.effect) == np.sign(treatment_mean + 20)
+    # the same delta-method standard error as m_t / m_c − 1 (a sign flip does not change it)
+    v_t, v_c = arms["treatment"].var(ddof=1) / 4000, arms["control"].var(ddof=1) / 4000
+    close(r.relative_std_error, np.sqrt(v_t / m_c**2 + m_t**2 * v_c / m_c**4))
+    assert r.relative_ci_low < r.relative_effect < r.relative_ci_high
+    plans = {"m": MetricPlan("guardrail", margin=0.1)}
+    guard = assess(compare_to_control(stats_frame(arms)), plans)
+    assert guard.iloc[0].outcome == outcome
+    assert guard.iloc[0].non_inferior == (outcome == "pass")
+
+
 def test_assess_corrects_primary_and_secondary_only(rng) -> None:
     frames = []
     for metric, lift in [("a", 0.3), ("b", 0.0), ("g", 0.0)]:

@@ -1042,7 +1042,8 @@ def _method(
         + ".",
         "Tests: Welch's t-test (Welch–Satterthwaite degrees of freedom) for means; a z-test with "
         "variance p(1−p) per arm for conversions; the delta method for ratio metrics. Relative "
-        "effects are variant/control − 1 with a delta-method interval. All statistics come from "
+        "effects are (variant − control) / |control| with a delta-method interval (for a "
+        "negative control mean too, a negative change means a decrease). All statistics come from "
         "per-arm sums computed in the engine.",
         f"Sample ratio mismatch: χ² goodness of fit against the planned split "
         f"{_split(params.variants)}; p < {SRM_THRESHOLD} fails the trust gate and the decision "

@@ -446,8 +446,11 @@ def _contrast(
         stat = effect / se
         p = _two_sided_p(stat, df)
         q = _quantile(1 - alpha / 2, df)
+        # The relative change is the difference over |control mean|, so that its sign is the
+        # sign of the difference: for a negative baseline (net revenue after refunds, say),
+        # m_t / m_c - 1 would call a deeper loss a rise. Same delta-method variance either way.
         defined = m_c != 0
-        rel = np.where(defined, m_t / m_c - 1, np.nan)
+        rel = np.where(defined, effect / np.abs(m_c), np.nan)
         rel_se = np.where(defined, np.sqrt(v_t / m_c**2 + m_t**2 * v_c / m_c**4), np.nan)
     return {
         "effect": effect,
