@@ -630,3 +630,39 @@ def test_explore_controls_switch_metric_variant_and_segment(readout, monkeypatch
     assert shown[-1] == {"metric": "sessions", "variant": "wide", "segment": "plan"}
     chart = readout.explore_view(**shown[-1]).to_dict()
     assert "sessions by plan" in json.dumps(chart)
+
+
+def test_segment_view_defaults_to_the_primary_metric_and_forest_names_what_it_leaves_out(
+    frames, tmp_path
+) -> None:
+    """A guardrail listed first must not take the primary metric's place in the segment view,
+    and a comparison without a relative change (control mean zero) is named under the forest
+    plot instead of vanishing from it."""
+    a, e = frames["assignments"], frames["events"]
+    treated = a.loc[a["variant"] == "treatment", ["user_id", "assigned_at"]].head(40)
+    beta = pd.DataFrame(
+        {
+            "user_id": treated["user_id"].to_numpy(),
+            "event": "beta_feature",
+            "timestamp": (treated["assigned_at"] + pd.Timedelta(hours=2)).to_numpy(),
+            "revenue": np.nan,
+        }
+    )
+    events = pd.concat([e, beta], ignore_index=True)
+    beta_metric = {"name": "beta_use", "type": "mean", "events": ["beta_feature"]}
+    metrics = [METRICS[2], METRICS[0], {**beta_metric, "role": "secondary"}]
+    result = read_out({**frames, "events": events}, tmp_path, metrics=metrics)
+    assert result.metric_names[0] == "revenue" and result.primary_metric == "converted"
+    assert result.metrics_primary_first == ["converted", "revenue", "beta_use"]
+    chart = json.dumps(result.segment_chart().to_dict())
+    assert "converted by plan" in chart and "revenue by plan" not in chart
+    beta_row = row(result, "beta_use")
+    assert beta_row["mean_control"] == 0 and beta_row["valid"]
+    omitted = result.forest_omitted()
+    assert [o.split(":")[0] for o in omitted] == ["beta_use · treatment", "beta_use · wide"]
+    assert "control mean is zero" in omitted[0]
+    assert "not estimable: no variation in either arm" in omitted[1]  # nobody in wide uses it
+    forest = result.forest_chart().to_dict()
+    assert any("beta_use · treatment" in line for line in forest["title"]["subtitle"])
+    shown = {r.get("comparison") for rows in forest["datasets"].values() for r in rows}
+    assert "beta_use · treatment" not in shown and "converted · treatment" in shown

@@ -311,6 +311,35 @@ class ExperimentReadout(AnalysisResult):
         return list(dict.fromkeys(self.tables["metrics"]["metric"]))
 
     @property
+    def primary_metric(self) -> str:
+        """The first primary metric (the first metric when none is primary)."""
+        m = self.tables["metrics"]
+        primary = m.loc[m["role"] == "primary", "metric"]
+        return str(primary.iloc[0]) if len(primary) else self.metric_names[0]
+
+    @property
+    def metrics_primary_first(self) -> list[str]:
+        """Metric names with the first primary metric first (the default of a metric control)."""
+        first = self.primary_metric
+        return [first, *[name for name in self.metric_names if name != first]]
+
+    def forest_omitted(self) -> list[str]:
+        """The comparisons the forest plot cannot show, each with why."""
+        m = self.tables["metrics"]
+        missing = m[~np.isfinite(m["relative_effect"].astype(float))]
+        out = []
+        for r in missing.itertuples():
+            if not r.valid:
+                why = f"not estimable: {r.reason}"
+            else:
+                why = (
+                    f"control mean is zero, so no relative change (absolute {r.effect:+.4g}, "
+                    f"CI {r.ci_low:+.4g} to {r.ci_high:+.4g})"
+                )
+            out.append(f"{r.metric} · {r.variant}: {why}")
+        return out
+
+    @property
     def variant_names(self) -> list[str]:
         """Variants compared with control."""
         return list(dict.fromkeys(self.tables["metrics"]["variant"]))
@@ -378,9 +407,12 @@ class ExperimentReadout(AnalysisResult):
                 ],
             )
         )
-        return alt.layer(
-            zero, margins, bars, points, title="Effects by metric and variant"
-        ).properties(height=alt.Step(28))
+        omitted = self.forest_omitted()
+        title = alt.TitleParams(
+            "Effects by metric and variant",
+            subtitle=["Not shown: " + "; ".join(omitted)] if omitted else [],
+        )
+        return alt.layer(zero, margins, bars, points, title=title).properties(height=alt.Step(28))
 
     def time_chart(self, metric: str | None = None, variant: str | None = None) -> alt.Chart:
         """Cumulative relative effect by day since the start, with its CI band."""
@@ -421,7 +453,7 @@ class ExperimentReadout(AnalysisResult):
         if seg is None or seg.empty:
             return None
         segment = segment or self.segment_columns[0]
-        metric = metric or self.metric_names[0]
+        metric = metric or self.primary_metric
         frame = seg[(seg["segment_column"] == segment) & (seg["metric"] == metric)]
         if variant is not None:
             frame = frame[frame["variant"] == variant]
