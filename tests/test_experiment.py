@@ -333,6 +333,9 @@ def test_decision_rules(primary: str, guardrail: str, verdict: str) -> None:
     assert overall.verdict == verdict
     assert per_variant == [Decision(verdict, per_variant[0].reasons, "treatment")]
     assert any("conv" in r for r in overall.reasons)
+    trust = [r for r in overall.reasons if "sample ratio test" in r]
+    assert trust == [overall.reasons[-1]]  # SRM is a reason even when it passes, once, last
+    assert trust[0].startswith("Trust check passed") and f"p = {GOOD_SRM.p_value:.2g}" in trust[0]
 
 
 def test_srm_failure_makes_the_decision_invalid_whatever_the_metrics() -> None:
@@ -360,6 +363,11 @@ def test_multi_arm_ships_the_best_shippable_variant() -> None:
     overall, per_variant = decide(metrics, GOOD_SRM)
     assert (overall.verdict, overall.variant) == ("ship", "c")
     assert [d.verdict for d in per_variant] == ["ship", "ship", "don't ship"]
+    metrics.loc[metrics["variant"] == "c", "outcome"] = "inconclusive"
+    metrics.loc[metrics["variant"] == "b", "outcome"] = "inconclusive"
+    overall, _ = decide(metrics, GOOD_SRM)  # every variant's reasons, the shared one once
+    assert overall.verdict == "inconclusive" and len(overall.reasons) == 4
+    assert sum("sample ratio test" in r for r in overall.reasons) == 1
 
 
 # --------------------------------------------------------------------------------------------

@@ -212,7 +212,8 @@ def decide(
     guardrail is harmed (its whole interval on the harmful side); "invalid" when the SRM gate
     fails or no primary comparison can be estimated; otherwise "inconclusive" (including a
     better primary with a guardrail that cannot yet be shown non-inferior). `early` (a
-    sentence) turns a "ship" into "inconclusive".
+    sentence) turns a "ship" into "inconclusive". The reasons name every metric's result and,
+    last, the sample ratio test (first, and alone, when it fails).
     """
     srm_failed = bool(np.isfinite(srm.p_value) and srm.p_value < SRM_THRESHOLD)
     srm_reason = (
@@ -220,15 +221,21 @@ def decide(
         f"{srm.p_value:.2g} < {SRM_THRESHOLD}); assignment or logging is broken, so no effect "
         "can be trusted."
     )
+    srm_passed = (
+        f"Trust check passed: the split of users matches the plan (sample ratio test p = "
+        f"{srm.p_value:.2g}; it fails below {SRM_THRESHOLD})."
+        if np.isfinite(srm.p_value)
+        else "Trust check not available: the sample ratio test could not be computed."
+    )
     per_variant = []
     for variant, rows in metrics.groupby("variant", sort=False):
         primary = rows[rows["role"] == "primary"]
         guard = rows[rows["role"] == "guardrail"]
         ordered = rows.sort_values("role", key=lambda r: r.map(ROLE_ORDER), kind="stable")
         reasons = [_metric_reason(r, alpha, sequential) for _, r in ordered.iterrows()]
+        reasons = [srm_reason, *reasons] if srm_failed else [*reasons, srm_passed]
         if srm_failed:
             verdict = "invalid"
-            reasons.insert(0, srm_reason)
         elif not primary["valid"].any():
             verdict = "invalid"
             reasons.insert(0, "No primary metric can be estimated for this variant.")
@@ -243,18 +250,23 @@ def decide(
             reasons.insert(0, early + " A fixed-horizon result is not final before then.")
         per_variant.append(Decision(verdict, tuple(reasons), str(variant)))
 
+    def every_reason(decisions: list[Decision]) -> tuple[str, ...]:
+        # each variant's reasons in turn, and the trust-check sentence they share once, last
+        shared = [r for d in decisions for r in d.reasons if r != srm_passed]
+        return (*dict.fromkeys(shared), srm_passed)
+
     if srm_failed:
         overall = Decision("invalid", (srm_reason,))
     elif all(d.verdict == "invalid" for d in per_variant):
-        overall = Decision("invalid", tuple(r for d in per_variant for r in d.reasons))
+        overall = Decision("invalid", every_reason(per_variant))
     elif any(d.verdict == "ship" for d in per_variant):
         best = _best_variant(metrics, [d.variant for d in per_variant if d.verdict == "ship"])
         chosen = next(d for d in per_variant if d.variant == best)
         overall = Decision("ship", chosen.reasons, best)
     elif all(d.verdict == "don't ship" for d in per_variant):
-        overall = Decision("don't ship", tuple(r for d in per_variant for r in d.reasons))
+        overall = Decision("don't ship", every_reason(per_variant))
     else:
-        overall = Decision("inconclusive", tuple(r for d in per_variant for r in d.reasons))
+        overall = Decision("inconclusive", every_reason(per_variant))
     if early and overall.verdict != "invalid" and early not in " ".join(overall.reasons):
         overall = Decision(overall.verdict, (early, *overall.reasons), overall.variant)
     return overall, per_variant
