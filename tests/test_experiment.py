@@ -602,6 +602,38 @@ def test_fixed_readout_before_the_planned_end_warns(frames, tmp_path) -> None:
     assert result.decision.verdict != "ship"
 
 
+def test_a_window_end_in_the_future_still_warns_of_an_early_look(frames, tmp_path) -> None:
+    """A scheduled readout with window.end set ahead: the data ends at the last event."""
+    result = read_out(
+        frames, tmp_path, segments=[], planned_end="2026-11-30", window={"end": "2026-12-31"}
+    )
+    last = frames["events"]["timestamp"].max()
+    assert result.data_window["end"] == last.date().isoformat()
+    early = next(c for c in result.checks if c.name == "fixed horizon before the planned end")
+    assert last.date().isoformat() in early.detail and early.status == "warn"
+    assert result.decision.verdict != "ship"
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Tokyo"])
+def test_attribution_windows_cut_short_by_the_end_of_the_data_are_counted(
+    frames, tmp_path, zone
+) -> None:
+    a = frames["assignments"]
+    result = read_out(frames, tmp_path, segments=[], window={"end": "2026-07-26"}, timezone=zone)
+    end = pd.Timestamp("2026-07-27").tz_localize(zone).tz_convert("UTC")  # after 2026-07-26
+    cutoff = end - pd.Timedelta(days=14)
+    late = int((a["assigned_at"] > cutoff).sum())  # one assignment per user in these frames
+    assert 0 < late < len(a)
+    check = next(c for c in result.checks if c.name == "14-day attribution windows")
+    assert check.status == "warn"
+    assert check.detail.startswith(f"{late:,} of {len(a):,} exposed users")
+    assert "converted, sessions, revenue, views_per_session" in check.detail
+    assert result.data_window["end"] == "2026-07-26"  # the window's last day, in its timezone
+    whole = read_out(frames, tmp_path, segments=[])  # the log runs 20 days past every exposure
+    check = next(c for c in whole.checks if c.name == "14-day attribution windows")
+    assert check.status == "pass" and "closes before the data ends" in check.detail
+
+
 def test_exposure_is_the_assignments_source_given_once(frames, tmp_path) -> None:
     events_only = {"events": frames["events"]}
     params = parameters(events_only, tmp_path, exposure=frames["assignments"])

@@ -24,6 +24,7 @@ from workbench.experiment_data import (
     MetricDefinition,
     daily_stats,
     experiment_stats,
+    exposed_too_late,
 )
 from workbench.experiment_stats import (
     SRM_THRESHOLD,
@@ -703,19 +704,25 @@ def experiment_readout(
     assessed = _flag_guardrail_harm(assessed)
     metrics = assessed[[c for c in METRIC_COLUMNS if c in assessed.columns]].reset_index(drop=True)
 
-    last_day = _last_day(events, end)
+    reach = _data_reach(events, end)
+    last_day = _last_day(reach, end, params.timezone)
     early = _early_note(params, last_day)
     overall, per_variant = decide(
         metrics, srm, alpha=params.alpha, early=early, sequential=sequential
     )
 
+    late: dict[float, int] = {}
     try:
+        if reach is not None and stats.prepared is not None:
+            windows = [d.window_days for d in definitions if d.window_days is not None]
+            late = exposed_too_late(stats.prepared, reach, windows)
         daily = _trend(assignments, events, params, definitions, stats, end)
     finally:
         if stats.prepared is not None:
             stats.prepared.release()
     segments = _segments(stats, params)
     checks = _checks(stats, params, srm, srm_table, metrics, events, definitions, end, early)
+    checks[2:2] = _window_checks(late, stats, definitions, reach, params.timezone)
     window = {
         "start": _iso(stats.first_exposure),
         "end": last_day.isoformat() if last_day is not None else None,
@@ -804,12 +811,55 @@ def _srm_table(
     return pd.DataFrame(rows)
 
 
-def _last_day(events: ibis.Table, end: pd.Timestamp | None) -> dt.date | None:
-    """The last day with data: the window's end or the day of the last event."""
-    if end is not None:
-        return (end - pd.Timedelta(days=1)).date()
+def _data_reach(events: ibis.Table, end: pd.Timestamp | None) -> pd.Timestamp | None:
+    """Where the data stops (UTC): the window's end, or the last event when the log stops
+    before it (a readout refreshed mid-experiment with a window end still in the future)."""
     last = events.aggregate(last=_.timestamp.max()).execute()["last"].iloc[0]
-    return None if pd.isna(last) else pd.Timestamp(last).date()
+    if pd.isna(last):
+        return end
+    last = pd.Timestamp(last)
+    last = last.tz_localize("UTC") if last.tzinfo is None else last.tz_convert("UTC")
+    return end if end is not None and last >= end else last
+
+
+def _last_day(reach: pd.Timestamp | None, end: pd.Timestamp | None, zone: str) -> dt.date | None:
+    """The last day with data, in the readout's timezone: window.end, or the last event's day."""
+    if reach is None:
+        return None
+    if end is not None and reach >= end:
+        return (end.tz_convert(zone) - pd.Timedelta(days=1)).date()
+    return reach.tz_convert(zone).date()
+
+
+def _window_checks(
+    late: dict[float, int],
+    stats: ExperimentStats,
+    definitions: list[MetricDefinition],
+    reach: pd.Timestamp | None,
+    zone: str,
+) -> list[Check]:
+    """Attribution windows cut short by the end of the data, one check per window length."""
+    exposed = int(stats.arms["users"].sum())
+    checks = []
+    for days, count in sorted(late.items(), reverse=True):
+        names = ", ".join(d.name for d in definitions if d.window_days == days)
+        when = reach.tz_convert(zone).strftime("%Y-%m-%d %H:%M") if reach is not None else "?"
+        if count:
+            detail = (
+                f"{count:,} of {exposed:,} exposed users ({count / max(exposed, 1):.1%}) were "
+                f"exposed less than {days:g} days before the data ends ({when} {zone}): their "
+                f"windows for {names} are cut short, so those metrics count fewer days for them "
+                "(the comparison stays fair while exposure is balanced over time; wait for the "
+                "windows to close before a final readout)"
+            )
+        else:
+            detail = (
+                f"every exposed user's {days:g}-day window ({names}) closes before the data ends"
+            )
+        checks.append(
+            Check(f"{days:g}-day attribution windows", "warn" if count else "pass", detail)
+        )
+    return checks
 
 
 def _early_note(params: ExperimentReadoutParameters, last_day: dt.date | None) -> str | None:

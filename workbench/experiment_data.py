@@ -1113,6 +1113,26 @@ def _cap_columns(
     return out
 
 
+def exposed_too_late(
+    prepared: PreparedExperiment, reach: object, windows_days: Sequence[float]
+) -> dict[float, int]:
+    """Exposed users whose attribution window of each length in `windows_days` runs past
+    `reach` (where the data stops): those exposed less than that many days before it. One
+    query over the materialised exposures."""
+    reach_us = int(_utc(reach).value // 1000)
+    lengths = sorted(set(windows_days))
+    if not lengths:
+        return {}
+    exposed = prepared.exposed
+    counts = exposed.aggregate(
+        **{
+            f"w{i}": (exposed.exposed_us > reach_us - _microseconds(days)).cast("int64").sum()
+            for i, days in enumerate(lengths)
+        }
+    ).execute()
+    return {days: int(counts[f"w{i}"].fillna(0).iloc[0]) for i, days in enumerate(lengths)}
+
+
 def daily_stats(
     assignments: ibis.Table,
     events: ibis.Table,
