@@ -437,6 +437,30 @@ def test_mde_and_sample_size_match_statsmodels_power() -> None:
     close(needed, np.ceil(2 * n1), rel=1e-6)
 
 
+@pytest.mark.parametrize("margin_type", ["relative", "absolute"])
+def test_guardrail_power_is_for_its_one_sided_test_at_its_margin(rng, margin_type) -> None:
+    """A guardrail's MDE is the margin its non-inferiority test (one-sided α) confirms at 80%
+    power when the true effect is zero; the users needed bring that down to its own margin."""
+    arms = {"control": rng.normal(10, 2, 1000), "treatment": rng.normal(10, 2, 1000)}
+    results = compare_to_control(stats_frame(arms), target_effect={"m": 0.05})
+    margin = 0.01 if margin_type == "relative" else 0.1
+    plan = MetricPlan("guardrail", margin=margin, margin_type=margin_type)
+    r = assess(results, {"m": plan}).iloc[0]
+    sigma = r.std_error / np.sqrt(2 / 1000)  # the per-user sd these two equal arms imply
+    power = NormalIndPower().power(r.mde / sigma, 1000, alpha=0.05, alternative="larger")
+    close(power, 0.8)
+    close(r.mde_relative, r.mde / abs(r.mean_control))
+    margin_abs = margin * abs(r.mean_control) if margin_type == "relative" else margin
+    close(r.target_relative_effect, margin_abs / abs(r.mean_control))
+    n1 = NormalIndPower().solve_power(
+        margin_abs / sigma, alpha=0.05, power=0.8, alternative="larger"
+    )
+    assert abs(r.n_needed - 2 * n1) <= 1  # ceil of the same number
+    close(r.n_additional, max(r.n_needed - 2000, 0))
+    primary = assess(results, {"m": MetricPlan("primary")}).iloc[0]  # left as compare gave it
+    close([primary.mde, primary.n_needed], [results.iloc[0].mde, results.iloc[0].n_needed])
+
+
 def test_compare_reports_power_and_users_still_needed(rng) -> None:
     arms = {"control": rng.normal(10, 2, 1000), "treatment": rng.normal(10, 2, 1000)}
     r = compare_to_control(stats_frame(arms), target_effect={"m": 0.01}).iloc[0]

@@ -179,10 +179,14 @@ def _metric_reason(row: pd.Series, alpha: float, sequential: bool) -> str:
             return f"{label}: no {harm} worse than {margin} (worst plausible change {bound})."
         if row["outcome"] == "harm":
             return f"{label}: harmed — {_interval(row, 1 - alpha, sequential)}."
-        return (
+        text = (
             f"{label}: a {harm} worse than the {margin} margin cannot be ruled out "
-            f"(worst plausible change {bound}; observed {_interval(row, 1 - alpha, sequential)})."
+            f"(worst plausible change {bound}; observed {_interval(row, 1 - alpha, sequential)})"
         )
+        more = row.get("n_additional")
+        if more is not None and np.isfinite(more) and more > 0:
+            text += f"; about {more:,.0f} more users are needed to confirm the margin"
+        return text + "."
     p = f"adjusted p = {row['p_value_adjusted']:.2g}"
     if row["outcome"] in ("better", "worse"):
         return f"{label}: {row['outcome']} — {_interval(row, 1 - alpha, sequential)}, {p}."
@@ -698,6 +702,7 @@ def experiment_readout(
         correction=params.correction,
         alpha=params.alpha,
         chance_to_beat=params.chance_to_beat,
+        power=params.power,
     )
     if sequential:
         assessed = _sequential_guardrails(assessed)
@@ -1189,10 +1194,26 @@ def _method(
             f"Fixed-horizon inference: {level} confidence intervals, valid for one look at the "
             "planned end" + (f" ({params.planned_end})" if params.planned_end else "") + "."
         )
+    targets = {
+        m.target_effect or params.target_effect for m in params.metrics if m.role != "guardrail"
+    }
+    target = (
+        f"the target effect ({', '.join(f'{t:.1%}' for t in sorted(targets))})"
+        if targets
+        else "the target effect"
+    )
     items.append(
-        f"Power: MDE is the smallest relative effect detectable at {params.power:.0%} power with "
-        f"two-sided α = {params.alpha:g} given the observed variance and users; when it exceeds "
-        "the target effect the users still needed are shown."
+        f"Power: for primary and secondary metrics the MDE is the smallest relative effect "
+        f"detectable at {params.power:.0%} power with two-sided α = {params.alpha:g} given the "
+        f"observed variance and users; when it exceeds {target} the users still needed are "
+        f"shown. For a guardrail it is the smallest margin its one-sided test would confirm at "
+        f"{params.power:.0%} power if the true effect were zero, and the users needed are those "
+        "that bring it down to the guardrail's margin."
+        + (
+            " These are for one look at a fixed horizon; the always-valid intervals are wider."
+            if params.inference == "sequential"
+            else ""
+        )
     )
     if params.chance_to_beat:
         items.append(

@@ -703,9 +703,17 @@ def assess(
     chance_to_beat: bool = False,
     scale: Literal["relative", "absolute"] = "relative",
     prior_sd: float | None = None,
+    power: float = 0.8,
 ) -> pd.DataFrame:
-    """Add adjusted p-values, guardrail non-inferiority and an outcome to comparison rows."""
+    """Add adjusted p-values, guardrail non-inferiority and an outcome to comparison rows.
+
+    A guardrail's power answers its own question: its MDE is the smallest margin the one-sided
+    non-inferiority test at `alpha` would confirm with `power` if the true effect were zero,
+    (z₁₋α + z_power)·SE, and the users needed are those that bring it down to the guardrail's
+    margin (`target_relative_effect` becomes the margin, relative to |control mean|).
+    """
     _check_alpha(alpha)
+    _check_alpha(power, "power")
     if scale not in ("relative", "absolute"):
         raise ExperimentInputError(f"scale must be 'relative' or 'absolute', not {scale!r}")
     codes, names = pd.factorize(results["metric"])
@@ -773,5 +781,46 @@ def assess(
     outcome[significant & (sign * effect < 0)] = "worse"
     outcome[guard] = np.where(ni.passed[guard], "pass", "fail")
     added["outcome"] = outcome
+    if "mde" in results.columns:
+        added |= _guardrail_power(results, is_guardrail, margin, relative, alpha, power)
     kept = results.drop(columns=[c for c in added if c in results.columns])
     return pd.concat([kept, pd.DataFrame(added, index=results.index)], axis=1)
+
+
+def _guardrail_power(
+    results: pd.DataFrame,
+    guardrail: np.ndarray,
+    margin: np.ndarray,
+    relative: np.ndarray,
+    alpha: float,
+    power: float,
+) -> dict[str, np.ndarray]:
+    """MDE and users needed of guardrail rows against their own one-sided test and margin."""
+
+    def column(name: str) -> np.ndarray:
+        if name not in results.columns:
+            return np.full(len(results), np.nan)
+        return results[name].to_numpy(dtype=np.float64, na_value=np.nan)
+
+    z = special.ndtri(1 - alpha) + special.ndtri(power)
+    se, base = column("std_error"), np.abs(column("mean_control"))
+    n_pair = column("n_control") + column("n_variant")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        margin_abs = np.where(relative, margin * base, margin)
+        mde_abs = z * se
+        mde_rel = np.where(base > 0, mde_abs / base, np.nan)
+        target = np.where(relative, margin, margin / base)
+        needed = np.ceil(n_pair * (se * z / margin_abs) ** 2)
+    needed = np.where(np.isfinite(needed), needed, np.nan)
+    out = {
+        "mde": np.where(guardrail, mde_abs, column("mde")),
+        "mde_relative": np.where(guardrail, mde_rel, column("mde_relative")),
+    }
+    if "n_needed" in results.columns:
+        additional = np.where(np.isfinite(needed), np.maximum(needed - n_pair, 0), np.nan)
+        out |= {
+            "target_relative_effect": np.where(guardrail, target, column("target_relative_effect")),
+            "n_needed": np.where(guardrail, needed, column("n_needed")),
+            "n_additional": np.where(guardrail, additional, column("n_additional")),
+        }
+    return out
