@@ -552,8 +552,9 @@ def test_single_user_is_invalid_not_a_crash(frames, tmp_path) -> None:
 
 def test_negative_values_and_users_in_two_variants_are_flagged(frames, tmp_path) -> None:
     events = frames["events"].copy()
-    pays = events.index[events["event"] == "invoice_paid"][:3]
-    events.loc[pays, "revenue"] = -25.0
+    pays = events.index[events["event"] == "invoice_paid"]
+    events.loc[pays[:3], "revenue"] = -25.0
+    events.loc[pays[3:7], "revenue"] = np.nan  # no value: counted as 0, and said so
     a = frames["assignments"]
     crossed = a.head(5).assign(
         variant=lambda f: np.where(f["variant"] == "control", "treatment", "control")
@@ -580,6 +581,10 @@ def test_negative_values_and_users_in_two_variants_are_flagged(frames, tmp_path)
     assert checks["metric revenue: negative revenue"].status == "warn"
     assert checks["metric revenue: negative revenue"].detail.startswith("3 events")
     assert checks["metric revenue_per_payer: negative revenue"].status == "fail"
+    for name in ("revenue", "revenue_per_payer"):
+        missing = checks[f"metric {name}: missing revenue"]
+        assert missing.status == "warn"
+        assert missing.detail.startswith(f"4 of {len(pays):,} invoice_paid events")
     assert checks["users in more than one variant"].status == "warn"
     assert checks["users in more than one variant"].detail.startswith("5 of 900")
     assert result.tables["srm"]["users"].sum() == 895

@@ -993,6 +993,7 @@ def _checks(
                     + " in the window after exposure",
                 )
             )
+    checks += _missing_value_checks(events, definitions, end)
     checks += _negative_value_checks(events, definitions, end)
     small = int(stats.arms["users"].min())
     if small < 100:
@@ -1007,6 +1008,43 @@ def _checks(
         )
     if early:
         checks.append(Check("fixed horizon before the planned end", "warn", early))
+    return checks
+
+
+def _missing_value_checks(
+    events: ibis.Table, definitions: list[MetricDefinition], end: pd.Timestamp | None
+) -> list[Check]:
+    """Metric events without the property a metric sums: they count as 0, so say how many."""
+    parts = [
+        (d, prop, names)
+        for d in definitions
+        for names, prop in ((d.events, d.value), (d.denominator_events, d.denominator_value))
+        if prop
+    ]
+    if not parts:
+        return []
+    names = sorted({e for *_ignored, n in parts for e in n})
+    rows = events.filter(events.event.isin(names))
+    if end is not None:
+        rows = rows.filter(rows.timestamp < ibis.literal(end.to_pydatetime()))
+    wanted = {}
+    for i, (_d, prop, names_i) in enumerate(parts):
+        mine = rows.event.isin(list(names_i))
+        wanted[f"all_{i}"] = mine.cast("int64").sum()
+        wanted[f"null_{i}"] = (mine & rows[prop].isnull()).cast("int64").sum()
+    found = rows.aggregate(**wanted).execute().iloc[0].fillna(0)
+    checks = []
+    for i, (d, prop, names_i) in enumerate(parts):
+        missing, total = int(found[f"null_{i}"]), int(found[f"all_{i}"])
+        if missing:
+            checks.append(
+                Check(
+                    f"metric {d.name}: missing {prop}",
+                    "warn",
+                    f"{missing:,} of {total:,} {', '.join(names_i)} events "
+                    f"({missing / total:.1%}) have no {prop}; they count as 0",
+                )
+            )
     return checks
 
 
@@ -1045,7 +1083,9 @@ def _negative_value_checks(
             Check(
                 f"metric {d.name}: negative {prop}",
                 status,
-                f"{int(count):,} events have a negative {prop}; they are summed as they are"
+                f"{int(count):,} events in the source (before the end of the window, any user) "
+                f"have a negative {prop}; those inside an exposed user's window are summed as "
+                "they are"
                 + (" — a ratio's denominator should not be negative" if status == "fail" else ""),
             )
         )
