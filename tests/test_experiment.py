@@ -752,3 +752,47 @@ def test_segment_view_defaults_to_the_primary_metric_and_forest_names_what_it_le
     assert any("beta_use · treatment" in line for line in forest["title"]["subtitle"])
     shown = {r.get("comparison") for rows in forest["datasets"].values() for r in rows}
     assert "beta_use · treatment" not in shown and "converted · treatment" in shown
+
+
+def test_guardrail_margins_on_the_forest_and_a_relative_margin_without_a_baseline(
+    frames, tmp_path
+) -> None:
+    """An absolute margin gets its tick too (at margin / |control mean| on the relative axis);
+    a relative margin on a metric whose control mean is zero says to use an absolute one."""
+    a, e = frames["assignments"], frames["events"]
+    treated = a.loc[a["variant"] == "treatment", ["user_id", "assigned_at"]].head(40)
+    beta = pd.DataFrame(
+        {
+            "user_id": treated["user_id"].to_numpy(),
+            "event": "beta_feature",
+            "timestamp": (treated["assigned_at"] + pd.Timedelta(hours=2)).to_numpy(),
+            "revenue": np.nan,
+        }
+    )
+    metrics = [
+        METRICS[0],
+        {**METRICS[2], "margin": 5.0, "margin_type": "absolute"},
+        {
+            "name": "beta_use",
+            "type": "mean",
+            "events": ["beta_feature"],
+            "role": "guardrail",
+            "direction": "increase",
+            "margin": 0.1,
+        },
+    ]
+    events = pd.concat([e, beta], ignore_index=True)
+    result = read_out({**frames, "events": events}, tmp_path, metrics=metrics, segments=[])
+    revenue = row(result, "revenue")
+    forest = result.forest_chart().to_dict()
+    ticks = {
+        (r["metric"], r["variant"]): r["margin_at"]
+        for rows in forest["datasets"].values()
+        for r in rows
+        if "margin_at" in r and r["metric"] == "revenue"
+    }
+    close(ticks[("revenue", "treatment")], -5.0 / abs(revenue["mean_control"]))
+    beta_row = row(result, "beta_use")  # more use is no harm, but no relative margin either
+    assert beta_row["mean_control"] == 0 and beta_row["outcome"] == "fail"
+    reason = next(r for r in result.variant_decisions[0].reasons if r.startswith("beta_use"))
+    assert "margin_type: absolute" in reason

@@ -183,6 +183,11 @@ def _metric_reason(row: pd.Series, alpha: float, sequential: bool) -> str:
             f"{label}: a {harm} worse than the {margin} margin cannot be ruled out "
             f"(worst plausible change {bound}; observed {_interval(row, 1 - alpha, sequential)})"
         )
+        if row["margin_type"] == "relative" and row.get("mean_control") == 0:
+            text += (
+                "; a relative margin needs a control mean other than zero: give this guardrail "
+                "margin_type: absolute"
+            )
         more = row.get("n_additional")
         if more is not None and np.isfinite(more) and more > 0:
             text += f"; about {more:,.0f} more users are needed to confirm the margin"
@@ -410,8 +415,12 @@ class ExperimentReadout(AnalysisResult):
         zero = (
             alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(color="#9aa5b1").encode(x="zero:Q")
         )
-        guard = frame[(frame["role"] == "guardrail") & (frame["margin_type"] == "relative")].copy()
-        guard["margin_at"] = np.where(guard["direction"] == "decrease", 1, -1) * guard["margin"]
+        guard = frame[frame["role"] == "guardrail"].copy()
+        # an absolute margin sits at margin / |control mean| on this relative axis
+        scale = np.where(guard["margin_type"] == "relative", 1.0, 1.0 / guard["mean_control"].abs())
+        guard["margin_at"] = (
+            np.where(guard["direction"] == "decrease", 1, -1) * guard["margin"] * scale
+        )
         margins = (
             alt.Chart(guard)
             .mark_tick(color="#a4262c", thickness=2, size=18)
