@@ -735,8 +735,10 @@ def experiment_readout(
         if stats.prepared is not None:
             stats.prepared.release()
     segments = _segments(stats, params)
-    checks = _checks(stats, params, srm, srm_table, metrics, events, definitions, end, early)
-    checks[2:2] = _window_checks(late, stats, definitions, reach, params.timezone)
+    windows = _window_checks(late, stats, definitions, reach, params.timezone)
+    checks = _checks(
+        stats, params, srm, srm_table, metrics, events, definitions, end, early, windows
+    )
     window = {
         "start": _iso(stats.first_exposure),
         "end": last_day.isoformat() if last_day is not None else None,
@@ -953,7 +955,11 @@ def _checks(
     definitions: list[MetricDefinition],
     end: pd.Timestamp | None,
     early: str | None,
+    windows: list[Check],
 ) -> list[Check]:
+    """The data checks: SRM and exposures first, then `windows` (attribution windows cut short
+    by the end of the data), users in two variants, missing and negative values, small arms
+    and comparisons that cannot be estimated, an early look."""
     counts = ", ".join(
         f"{r.variant} {r.users:,} ({r.observed_share:.2%} vs planned {r.planned_share:.2%})"
         for r in srm_table.itertuples()
@@ -966,6 +972,7 @@ def _checks(
             f"χ² = {srm.chi2:.2f}, p = {srm.p_value:.3g} (fails below {SRM_THRESHOLD}): {counts}",
         ),
         Check("exposed users", "pass", f"{int(stats.arms['users'].sum()):,} users: {counts}"),
+        *windows,
     ]
     total = int(stats.arms["users"].sum()) + stats.multi_variant_users
     multi = stats.multi_variant_users
