@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from tests.conftest import overview_parameters, write_parameters
@@ -144,3 +145,31 @@ def test_error_values_never_show_secrets(workspace, monkeypatch):
     with pytest.raises(ParameterError) as info:
         validate_parameters("data_overview", raw, root=workspace)
     assert "hunter2" not in str(info.value)
+
+
+def test_a_parameter_file_run_ignores_the_sample_values_of_the_parameters_cell(tmp_path) -> None:
+    """Keys a parameter file leaves out take the documented defaults, not the notebook's
+    sample values (which once cut a readout at the sample's window end)."""
+    from workbench.notebook import CONTEXT_NAME, NotebookRun
+
+    (tmp_path / "data").mkdir()
+    pd.DataFrame(
+        {"user_id": ["u1"], "event": ["x"], "timestamp": [pd.Timestamp(0, tz="UTC")]}
+    ).to_parquet(tmp_path / "data/events.parquet")
+    pd.DataFrame({"user_id": ["u1"], "signup_at": [pd.Timestamp(0, tz="UTC")]}).to_parquet(
+        tmp_path / "data/users.parquet"
+    )
+    sources = {"users": "data/users.parquet", "events": "data/events.parquet"}
+    namespace: dict = {}
+    run = NotebookRun(namespace)
+    # the parameters cell: sample values
+    namespace.update(title="Sample", sources=sources, top_events=3, segments=["plan"])
+    # injected by the runner from a file that gives only title and sources
+    namespace.update(title="From the file", sources=sources)
+    namespace[CONTEXT_NAME] = {"root": str(tmp_path), "keys": ["sources", "title"]}
+    params = run.parameters("data_overview")
+    assert params.title == "From the file"
+    assert params.top_events == 10 and params.segments == []  # the model's defaults
+    assert set(run.raw_parameters) == {"title", "sources"}
+    namespace[CONTEXT_NAME] = {"root": str(tmp_path)}  # no file: the cell's values count
+    assert run.parameters("data_overview").top_events == 3

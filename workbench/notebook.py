@@ -39,7 +39,9 @@ class NotebookRun:
     """A notebook's run: created in the first cell, before the parameters cell.
 
     It remembers which names exist before the parameters cell, so that `parameters()` sees
-    exactly the defaults plus what Papermill injected, and can reject unknown keys.
+    exactly the defaults plus what Papermill injected, and can reject unknown keys. In a run of
+    a parameter file (the runner lists its keys in the context) only those keys count: the
+    rest take the documented defaults, as `workbench check` validated them.
     """
 
     def __init__(self, namespace: dict[str, Any]) -> None:
@@ -76,6 +78,11 @@ class NotebookRun:
             and n not in IPYTHON_NAMES
             and self._namespace[n] is not self
         ]
+        given = self.context.get("keys")
+        if given is not None:
+            # a parameter file's run: the parameters cell's sample values are not defaults
+            # (a left-out window.end or codebook would silently come from the sample)
+            names = [n for n in names if n in set(given)]
         self.raw_parameters = {n: self._namespace[n] for n in names}
         source = self.context.get("parameter_file", "notebook parameters")
         return validate_parameters(analysis, self.raw_parameters, root=self.root, source=source)

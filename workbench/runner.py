@@ -108,6 +108,9 @@ def run_parameter_file(parameter_file: str | Path, out: str | Path) -> RunOutcom
         "run_id": run_id,
         "analysis": analysis,
         "name": name,
+        # the keys the file gives: every other key takes its documented default, never the
+        # sample value in the notebook's parameters cell
+        "keys": sorted(raw),
     }
     executed = tmp / "notebook.ipynb"
     error: BaseException | None = None
