@@ -667,3 +667,17 @@ def test_arm_moments_and_segment_keys(rng) -> None:
     by_segment = compare_to_control(stacked, keys=("metric", "segment"))
     assert list(by_segment["segment"]) == ["free", "pro"]
     close(by_segment["effect"], [compare_to_control(f).effect.iloc[0] for f in frames])
+
+
+def test_one_user_conversion_arm_and_infinite_values_are_not_estimable(rng) -> None:
+    """A control arm of one converted user once gave p ≈ 1e-205 and a ship; an infinite
+    revenue gave −inf and NaN in the headline. Both are 'not estimable', with the reason."""
+    arms = {"control": np.array([1.0]), "treatment": (rng.random(500) < 0.3).astype(float)}
+    r = compare_to_control(stats_frame(arms, metric_type="conversion")).iloc[0]
+    assert not r.valid and r.reason == "too few users in an arm" and np.isnan(r.p_value)
+    revenue = rng.gamma(2, 40, 400)
+    revenue[7] = np.inf
+    arms = {"control": rng.gamma(2, 40, 400), "treatment": revenue}
+    r = compare_to_control(stats_frame(arms)).iloc[0]
+    assert not r.valid and "infinite or overflowing" in r.reason
+    assert np.isnan(r.effect) and np.isnan(r.relative_effect)

@@ -575,15 +575,21 @@ def compare_to_control(
     adj = _contrast(am_t, av_t, n_t, am_c, av_c, n_c, welch, alpha)
     main = {key: np.where(applied, adj[key], raw[key]) for key in raw}
 
-    min_n = np.where(k == _CONVERSION, 1, 2)
+    # two users per arm at least, for conversions too: one user's 0/1 has variance 0, and a
+    # z-test that takes it as exact called a one-user control arm a sure win
+    min_n = 2
     dz_t, dz_c = pick(arms.denominator_zero.astype(float))
     few = has_c & ((n_t < min_n) | (n_c < min_n))
-    denominator_zero = has_c & ~few & ((dz_t > 0) | (dz_c == 1))
-    flat = has_c & ~few & ~denominator_zero & (main["std_error"] == 0)
-    valid = has_c & ~few & ~denominator_zero & ~flat
+    with np.errstate(invalid="ignore"):
+        moments = np.vstack([m_t, m_c, v_t, v_c, main["effect"], main["std_error"]])
+    infinite = has_c & ~few & ~np.all(np.isfinite(moments) | np.isnan(moments), axis=0)
+    denominator_zero = has_c & ~few & ~infinite & ((dz_t > 0) | (dz_c == 1))
+    flat = has_c & ~few & ~infinite & ~denominator_zero & (main["std_error"] == 0)
+    valid = has_c & ~few & ~infinite & ~denominator_zero & ~flat
     reason = _join_notes(
         (~has_c, f"no {control!r} arm to compare with"),
         (few, "too few users in an arm"),
+        (infinite, "infinite or overflowing values in an arm (check the metric's events)"),
         (denominator_zero, "ratio denominator is zero in an arm"),
         (flat, "no variation in either arm"),
     )
