@@ -718,13 +718,9 @@ def test_explore_controls_switch_metric_variant_and_segment(readout, monkeypatch
     assert "sessions by plan" in json.dumps(chart)
 
 
-def test_segment_view_defaults_to_the_primary_metric_and_forest_names_what_it_leaves_out(
-    frames, tmp_path
-) -> None:
-    """A guardrail listed first must not take the primary metric's place in the segment view,
-    and a comparison without a relative change (control mean zero) is named under the forest
-    plot instead of vanishing from it."""
-    a, e = frames["assignments"], frames["events"]
+def with_beta_feature(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The events plus a 'beta_feature' that only 40 treatment users use (control mean 0)."""
+    a = frames["assignments"]
     treated = a.loc[a["variant"] == "treatment", ["user_id", "assigned_at"]].head(40)
     beta = pd.DataFrame(
         {
@@ -734,7 +730,16 @@ def test_segment_view_defaults_to_the_primary_metric_and_forest_names_what_it_le
             "revenue": np.nan,
         }
     )
-    events = pd.concat([e, beta], ignore_index=True)
+    return pd.concat([frames["events"], beta], ignore_index=True)
+
+
+def test_segment_view_defaults_to_the_primary_metric_and_forest_names_what_it_leaves_out(
+    frames, tmp_path
+) -> None:
+    """A guardrail listed first must not take the primary metric's place in the segment view,
+    and a comparison without a relative change (control mean zero) is named under the forest
+    plot instead of vanishing from it."""
+    events = with_beta_feature(frames)
     beta_metric = {"name": "beta_use", "type": "mean", "events": ["beta_feature"]}
     metrics = [METRICS[2], METRICS[0], {**beta_metric, "role": "secondary"}]
     result = read_out({**frames, "events": events}, tmp_path, metrics=metrics)
@@ -759,16 +764,6 @@ def test_guardrail_margins_on_the_forest_and_a_relative_margin_without_a_baselin
 ) -> None:
     """An absolute margin gets its tick too (at margin / |control mean| on the relative axis);
     a relative margin on a metric whose control mean is zero says to use an absolute one."""
-    a, e = frames["assignments"], frames["events"]
-    treated = a.loc[a["variant"] == "treatment", ["user_id", "assigned_at"]].head(40)
-    beta = pd.DataFrame(
-        {
-            "user_id": treated["user_id"].to_numpy(),
-            "event": "beta_feature",
-            "timestamp": (treated["assigned_at"] + pd.Timedelta(hours=2)).to_numpy(),
-            "revenue": np.nan,
-        }
-    )
     metrics = [
         METRICS[0],
         {**METRICS[2], "margin": 5.0, "margin_type": "absolute"},
@@ -781,7 +776,7 @@ def test_guardrail_margins_on_the_forest_and_a_relative_margin_without_a_baselin
             "margin": 0.1,
         },
     ]
-    events = pd.concat([e, beta], ignore_index=True)
+    events = with_beta_feature(frames)
     result = read_out({**frames, "events": events}, tmp_path, metrics=metrics, segments=[])
     revenue = row(result, "revenue")
     forest = result.forest_chart().to_dict()

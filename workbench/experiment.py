@@ -1027,30 +1027,41 @@ def _checks(
     return checks
 
 
+def _summed_properties(
+    definitions: list[MetricDefinition],
+) -> list[tuple[int, str, MetricDefinition, tuple[str, ...], str]]:
+    """Every event property a metric sums: (metric index, "value" or "denominator", metric,
+    its events, property)."""
+    return [
+        (i, part, d, names, prop)
+        for i, d in enumerate(definitions)
+        for part, names, prop in (
+            ("value", d.events, d.value),
+            ("denominator", d.denominator_events, d.denominator_value),
+        )
+        if prop
+    ]
+
+
 def _missing_value_checks(
     events: ibis.Table, definitions: list[MetricDefinition], end: pd.Timestamp | None
 ) -> list[Check]:
     """Metric events without the property a metric sums: they count as 0, so say how many."""
-    parts = [
-        (d, prop, names)
-        for d in definitions
-        for names, prop in ((d.events, d.value), (d.denominator_events, d.denominator_value))
-        if prop
-    ]
+    parts = _summed_properties(definitions)
     if not parts:
         return []
-    names = sorted({e for *_ignored, n in parts for e in n})
+    names = sorted({e for part in parts for e in part[3]})
     rows = events.filter(events.event.isin(names))
     if end is not None:
         rows = rows.filter(rows.timestamp < ibis.literal(end.to_pydatetime()))
     wanted = {}
-    for i, (_d, prop, names_i) in enumerate(parts):
+    for i, (_index, _part, _d, names_i, prop) in enumerate(parts):
         mine = rows.event.isin(list(names_i))
         wanted[f"all_{i}"] = mine.cast("int64").sum()
         wanted[f"null_{i}"] = (mine & rows[prop].isnull()).cast("int64").sum()
     found = rows.aggregate(**wanted).execute().iloc[0].fillna(0)
     checks = []
-    for i, (d, prop, names_i) in enumerate(parts):
+    for i, (_index, _part, d, names_i, prop) in enumerate(parts):
         missing, total = int(found[f"null_{i}"]), int(found[f"all_{i}"])
         if missing:
             checks.append(
@@ -1069,15 +1080,10 @@ def _negative_value_checks(
 ) -> list[Check]:
     """Negative property values where a metric sums them (refunds?) or divides by them."""
     wanted, props = {}, set()
-    for i, d in enumerate(definitions):
-        for part, names, prop in (
-            ("value", d.events, d.value),
-            ("denominator", d.denominator_events, d.denominator_value),
-        ):
-            if prop:
-                rows = events.event.isin(list(names)) & (events[prop] < 0)
-                wanted[f"{part}__{i}"] = rows.cast("int64").sum()
-                props.add(prop)
+    for i, part, _d, names, prop in _summed_properties(definitions):
+        rows = events.event.isin(list(names)) & (events[prop] < 0)
+        wanted[f"{part}__{i}"] = rows.cast("int64").sum()
+        props.add(prop)
     if not wanted:
         return []
     # Only rows with a negative value can count: filtering on that first lets the engine skip
