@@ -11,6 +11,8 @@ from workbench.parameters import (
     check_parameter_file,
     mask_secrets,
     mask_url,
+    redact,
+    secret_values,
     validate_parameters,
 )
 
@@ -137,6 +139,49 @@ def test_masking_hides_literal_passwords():
         "api_key": "***",
         "nested": [{"password": "***"}],
     }
+
+
+def test_masking_hides_secret_query_values():
+    url = "snowflake://u@acct/db?warehouse=wh&password=s3cr%40t&api_key=k1&token=#frag"
+    assert (
+        mask_url(url) == "snowflake://u@acct/db?warehouse=wh&password=***&api_key=***&token=#frag"
+    )
+    assert (
+        mask_url("pg://me:pw@h:notaport/db?sslpassword=x")
+        == "pg://me:***@h:notaport/db?sslpassword=***"
+    )
+    assert mask_url("duckdb:///data/x.duckdb") == "duckdb:///data/x.duckdb"  # left as written
+    assert mask_secrets({"url": url})["url"] == mask_url(url)
+
+
+def test_secret_values_are_what_a_file_holds_secretly(monkeypatch):
+    monkeypatch.setenv("WB_HOST", "db.internal")
+    monkeypatch.setenv("WB_PW", "pa ss")
+    raw = {
+        "title": "Readout",
+        "sources": {
+            "events": {"url": "postgresql://me:${WB_PW}@${WB_HOST}/prod", "table": "events"},
+            "users": {"url": "snowflake://u:lit%40pw@acct/db?token=tok123"},
+        },
+        "api_key": "abc",
+        "nested": [{"password": 123456}],
+    }
+    assert secret_values(raw) == ["db.internal", "lit%40pw", "123456", "lit@pw", "tok123"] + [
+        "pa ss",
+        "abc",
+    ]
+
+
+def test_redact_replaces_every_encoding_of_a_secret():
+    import html
+    import json
+
+    secret = 'p"w<&>/1'
+    text = " | ".join([secret, json.dumps(secret), html.escape(secret), "p%22w%3C%26%3E%2F1"])
+    assert redact(text, [secret]) == '*** | "***" | *** | ***'
+    # a short secret is replaced only where it stands alone
+    assert redact("password ab in about ab.", ["ab"]) == "password *** in about ***."
+    assert redact("nothing to hide", []) == "nothing to hide"
 
 
 def test_error_values_never_show_secrets(workspace, monkeypatch):

@@ -181,3 +181,24 @@ def test_unquoted_yaml_dates_reach_the_notebook(workspace):
     (run,) = runs(workspace / "reports")
     data_window = summary(run)["data_window"]
     assert "2026-03-09" <= data_window["start"] <= data_window["end"] <= "2026-04-12"
+
+
+def test_secrets_never_reach_a_readout_or_the_log(workspace, monkeypatch):
+    """A database error that echoes an expanded ${VAR}, and a literal password in a URL's
+    query, end up in no published file, in the index or in the command's output."""
+    secret, literal = "s3cr3t-from-env", "literal-pw-9876"
+    monkeypatch.setenv("WB_TEST_SECRET", secret)
+    sources = {
+        "users": {"url": f"duckdb:///tmp/no-such-dir/x.duckdb?password={literal}", "table": "u"},
+        "events": {"url": "duckdb:///nonexistent-${WB_TEST_SECRET}/x.duckdb", "table": "events"},
+    }
+    write_parameters(workspace, "leak", {"sources": sources})
+    result = workbench(workspace, "run", "parameters/data_overview/leak.yaml")
+    assert result.returncode == 1, result.stdout + result.stderr
+    (run,) = runs(workspace / "reports", "leak")
+    error = summary(run)["error"]
+    assert "cannot be opened" in error and "***" in error  # the message stays readable
+    published = [p for p in (workspace / "reports").rglob("*") if p.is_file()]
+    assert {p.name for p in published} >= {"readout.html", "summary.json", "notebook.ipynb"}
+    for text in [result.stdout, result.stderr, *(p.read_text() for p in published)]:
+        assert secret not in text and literal not in text

@@ -9,7 +9,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -535,14 +535,102 @@ def mask_secrets(raw: Any, *, key: str = "") -> Any:
 
 
 def mask_url(text: str) -> str:
-    """Hide the password in a connection URL (`scheme://user:secret@host` → `user:***`)."""
-    if "://" not in text or "@" not in text:
+    """Hide the secrets in a connection URL: the password (`scheme://user:secret@host` →
+    `user:***`) and query values under secret-looking keys (`?password=…`, `&token=…`).
+    Everything else stays as written."""
+    if "://" not in text:
         return text
-    parts = urlsplit(text)
-    if parts.password is None:
-        return text
-    netloc = f"{parts.username}:{MASK}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    head, sep, query = text.partition("?")
+    password = _url_password(head)
+    if password is not None:
+        head = head.replace(f":{password}@", f":{MASK}@", 1)
+    return head + sep + _mask_query(query) if sep else head
+
+
+_URL_PASSWORD = re.compile(r"://[^:/@\s]*:([^@\s/]*)@")
+_QUERY_PAIR = re.compile(r"(^|[&;])([^=&;#]*)=([^&;#]*)")
+
+
+def _url_password(url: str) -> str | None:
+    """The password of a URL as written, or None; a URL urllib cannot parse is searched for
+    `://user:password@`."""
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        match = _URL_PASSWORD.search(url)
+        return match[1] if match else None
+
+
+def _mask_query(query: str) -> str:
+    return _QUERY_PAIR.sub(
+        lambda m: f"{m[1]}{m[2]}={MASK}" if SECRET_KEY_PATTERN.search(m[2]) and m[3] else m[0],
+        query,
+    )
+
+
+def secret_values(raw: Any, *, key: str = "") -> list[str]:
+    """Every secret a parameter mapping holds, longest first, to scrub from text that is shown:
+    the value of each environment variable it names (`${VAR}`, whatever the key: secrets come
+    from the environment), each value under a secret-looking key, and the passwords and secret
+    query values of connection URLs (all after expansion)."""
+    found: set[str] = set()
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            found.update(secret_values(v, key=str(k)))
+    elif isinstance(raw, list):
+        for v in raw:
+            found.update(secret_values(v, key=key))
+    elif isinstance(raw, str):
+        found.update(os.environ.get(name, "") for name in ENV_PATTERN.findall(raw))
+        text = ENV_PATTERN.sub(lambda m: os.environ.get(m.group(1), ""), raw)
+        if SECRET_KEY_PATTERN.search(key):
+            found.add(text)
+        if "://" in text:
+            found.update(_url_secrets(text))
+    elif (
+        isinstance(raw, int | float)
+        and not isinstance(raw, bool)
+        and SECRET_KEY_PATTERN.search(key)
+    ):
+        found.add(str(raw))  # a numeric password (`password: 123456`)
+    return sorted((s for s in found if s.strip()), key=lambda s: (-len(s), s))
+
+
+def _url_secrets(url: str) -> set[str]:
+    """A URL's password and secret query values, as written and percent-decoded."""
+    from urllib.parse import unquote
+
+    head, _, query = url.partition("?")
+    found = {m[3] for m in _QUERY_PAIR.finditer(query) if SECRET_KEY_PATTERN.search(m[2])}
+    password = _url_password(head)
+    if password:
+        found.add(password)
+    return found | {unquote(s) for s in found}
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """`text` with every secret replaced by '***', also where it appears JSON-, HTML- or
+    URL-encoded. A secret under 4 characters is replaced only where it stands alone (not inside
+    a longer word), so a short value does not garble the message around it."""
+    import html
+    import json
+    from urllib.parse import quote
+
+    for secret in secrets:
+        forms = {
+            secret,
+            json.dumps(secret)[1:-1],
+            json.dumps(secret, ensure_ascii=False)[1:-1],
+            html.escape(secret),
+            html.escape(secret, quote=False),
+            quote(secret, safe=""),
+        }
+        for form in sorted(forms, key=lambda f: (-len(f), f)):
+            if len(form) >= 4:
+                text = text.replace(form, MASK)
+            elif form:
+                text = re.sub(rf"(?<![\w]){re.escape(form)}(?![\w])", MASK, text)
+    return text
 
 
 def read_parameter_file(path: str | Path) -> dict[str, Any]:

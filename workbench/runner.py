@@ -24,6 +24,8 @@ from workbench.parameters import (
     find_root,
     mask_secrets,
     read_parameter_file,
+    redact,
+    secret_values,
 )
 from workbench.readout import SUMMARY_SCHEMA, TitleBlock, readout_css
 
@@ -94,6 +96,7 @@ def run_parameter_file(parameter_file: str | Path, out: str | Path) -> RunOutcom
     parameter_file = Path(parameter_file).resolve()
     analysis, name = analysis_of(parameter_file), parameter_file.stem
     raw = read_parameter_file(parameter_file)
+    secrets = secret_values(raw)
     root = find_root(parameter_file)
     notebook = root / "notebooks" / f"{analysis}.ipynb"
     run_id = new_run_id()
@@ -120,6 +123,9 @@ def run_parameter_file(parameter_file: str | Path, out: str | Path) -> RunOutcom
         error = exc
     t_exec = time.perf_counter()
     outcome.timings.update(_notebook_timings(executed, t_exec - started))
+    # what the kernel wrote may quote a secret (a database error echoing a URL, the injected
+    # parameters of a file with a literal password): scrub it before anything is exported
+    _redact_files(tmp, secrets)
 
     summary_path = tmp / "summary.json"
     if error is None and not summary_path.exists():
@@ -127,7 +133,7 @@ def run_parameter_file(parameter_file: str | Path, out: str | Path) -> RunOutcom
     title = str(raw.get("title") or f"{analysis} / {name}")
     banner = None
     if error is not None:
-        outcome.status, outcome.error = "failed", plain_error(error)
+        outcome.status, outcome.error = "failed", redact(plain_error(error), secrets)
         summary = failed_summary(analysis, name, title, raw, outcome.error, t_exec - started)
         summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
         banner = failure_banner(title, analysis, outcome.error, summary["generated_at"])
@@ -142,11 +148,13 @@ def run_parameter_file(parameter_file: str | Path, out: str | Path) -> RunOutcom
                 standalone_page(title, banner or ""), encoding="utf-8"
             )
     except Exception as exc:  # export problems are reported as a failed run, with a plain page
-        outcome.status, outcome.error = "failed", f"export failed: {plain_error(exc)}"
+        outcome.status = "failed"
+        outcome.error = redact(f"export failed: {plain_error(exc)}", secrets)
         banner = failure_banner(title, analysis, outcome.error, summary["generated_at"])
         (tmp / "readout.html").write_text(standalone_page(title, banner), encoding="utf-8")
         summary.update(status="failed", headline=f"Run failed: {outcome.error}")
         summary_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    _redact_files(tmp, secrets)
     final = parent / run_id
     os.replace(tmp, final)
     outcome.run_dir = str(final)
@@ -312,13 +320,33 @@ def _guarded(parameter_file: Path, out: str | Path) -> RunOutcome:
     try:
         return run_parameter_file(parameter_file, out)
     except Exception as exc:  # never lose the other readouts because one could not start
+        try:
+            secrets = secret_values(read_parameter_file(parameter_file))
+        except Exception:  # noqa: BLE001 - an unreadable file holds no secret to scrub
+            secrets = []
         return RunOutcome(
             str(parameter_file),
             parameter_file.parent.name,
             parameter_file.stem,
             "failed",
-            error=plain_error(exc) + "\n" + traceback.format_exc(limit=3),
+            error=redact(plain_error(exc) + "\n" + traceback.format_exc(limit=3), secrets),
         )
+
+
+REDACTED_SUFFIXES = {".ipynb", ".json", ".html", ".csv", ".txt", ".md"}
+
+
+def _redact_files(folder: Path, secrets: list[str]) -> None:
+    """Replace every secret in the text files of a run folder by '***'."""
+    if not secrets:
+        return
+    for path in folder.rglob("*"):
+        if path.suffix not in REDACTED_SUFFIXES or not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        clean = redact(text, secrets)
+        if clean != text:
+            path.write_text(clean, encoding="utf-8", errors="surrogateescape")
 
 
 def _progress_line(i: int, total: int, o: RunOutcome) -> str:
